@@ -1,0 +1,4 @@
+"""Neural Net Lab
+"""
+
+__version__ = "0.1"
