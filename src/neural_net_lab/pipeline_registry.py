@@ -1,16 +1,20 @@
 """Project pipelines."""
+
 from __future__ import annotations
 
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
+DEFAULT_PIPELINES = ("data_processing", "training", "evaluation")
+
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Register the project's pipelines.
+    """Registers every pipeline folder under its name; ``__default__`` is the main job.
 
-    Returns:
-        A mapping from pipeline names to ``Pipeline`` objects.
+    ``kedro run --pipeline X`` makes ``find_pipelines`` return only X (Kedro 1.7), so the
+    default is composed only when all of its parts were found.
     """
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(pipelines.values())
+    if all(name in pipelines for name in DEFAULT_PIPELINES):
+        pipelines["__default__"] = sum((pipelines[name] for name in DEFAULT_PIPELINES), Pipeline([]))
     return pipelines

@@ -1,50 +1,32 @@
-"""Project settings. There is no need to edit this file unless you want to change values
-from the Kedro defaults. For further information, including these default values, see
-https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration"""
+"""Project settings.
 
-# Instantiated project hooks.
-# For example, after creating a hooks.py and defining a ProjectHooks class there, do
-# from neural_net_lab.hooks import ProjectHooks
-# Hooks are executed in a Last-In-First-Out (LIFO) order.
-# HOOKS = (ProjectHooks(),)
+See https://docs.kedro.org/en/stable/configure/configuration_basics/ for the defaults.
+"""
 
-# Installed plugins for which to disable hook auto-registration.
-# DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
+from pathlib import Path
 
-# Class that manages the KedroSession.
-# from kedro.framework.session import KedroSession
-# SESSION_CLASS = KedroSession
+from omegaconf.resolvers import oc
 
-# Class that manages storing KedroSession data.
-# from kedro.framework.session.store import BaseSessionStore
-# SESSION_STORE_CLASS = BaseSessionStore
-# Keyword arguments to pass to the `SESSION_STORE_CLASS` constructor.
-# SESSION_STORE_ARGS = {
-#     "path": "./sessions"
-# }
+from neural_net_lab.hooks import InputFileHooks
 
-# Directory that holds configuration.
-# CONF_SOURCE = "conf"
+HOOKS = (InputFileHooks(),)
 
-# Class that manages how configuration is loaded.
-# from kedro.config import OmegaConfigLoader
+# The package lives in <root>/src/neural_net_lab; the MLflow store must be the same file
+# whatever directory Kedro is started from (a notebook, a test's temporary directory).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-# CONFIG_LOADER_CLASS = OmegaConfigLoader
 
-# Keyword arguments to pass to the `CONFIG_LOADER_CLASS` constructor.
+def _project_root() -> str:
+    return PROJECT_ROOT.as_posix()
+
+
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    # "config_patterns": {
-    #     "spark" : ["spark*/"],
-    #     "parameters": ["parameters*", "parameters*/**", "**/parameters*"],
-    # }
+    "custom_resolvers": {
+        "project_root": _project_root,
+        # Kedro only enables oc.env in credentials; mlflow.yml needs it so that the standard
+        # MLFLOW_TRACKING_URI variable can point a run at another store without editing files.
+        "oc.env": oc.env,
+    },
 }
-
-# Class that manages Kedro's library components.
-# from kedro.framework.context import KedroContext
-# CONTEXT_CLASS = KedroContext
-
-# Class that manages the Data Catalog.
-# from kedro.io import DataCatalog
-# DATA_CATALOG_CLASS = DataCatalog

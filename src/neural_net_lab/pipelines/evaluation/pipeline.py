@@ -1,0 +1,49 @@
+"""evaluation: test metrics, per-class report, confusion matrix, curves, a linear baseline."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import (
+    combine_metrics,
+    plot_training_curves,
+    predict_test_set,
+    score_logistic_baseline,
+    score_network,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                predict_test_set,
+                inputs=["phone_price_model", "test_set", "params:model", "params:columns"],
+                outputs="test_predictions",
+                name="predict_test_set",
+            ),
+            Node(
+                score_network,
+                inputs=["test_predictions", "test_set", "params:columns"],
+                outputs=["network_metrics", "classification_report", "confusion_matrix_plot"],
+                name="score_network",
+            ),
+            Node(
+                score_logistic_baseline,
+                inputs=["fit_set", "test_set", "params:columns", "params:evaluation"],
+                outputs="baseline_metrics",
+                name="score_logistic_baseline",
+            ),
+            Node(
+                combine_metrics,
+                inputs=["network_metrics", "baseline_metrics", "training_history"],
+                outputs=["metrics", "evaluation_metrics"],
+                name="combine_metrics",
+            ),
+            Node(
+                plot_training_curves,
+                inputs="training_history",
+                outputs="training_curves_plot",
+                name="plot_training_curves",
+            ),
+        ],
+        tags=["evaluation", "report"],
+    )

@@ -1,0 +1,95 @@
+"""Nodes of the training pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from neural_net_lab.engine.fit import fit_classifier, merge, split_accuracy
+from neural_net_lab.engine.tracking import history_as_metrics, log_child_run
+
+
+def split_validation(
+    train_set: pd.DataFrame, columns: dict[str, Any], training: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Carves a stratified validation share off the training split (0 → an empty one)."""
+    share = training["validation_share"]
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
+        raise ValueError(f"training.validation_share must be a number in [0, 1), got {share!r}")
+    if share == 0:
+        return train_set, train_set.iloc[:0]
+    fit_set, validation_set = train_test_split(
+        train_set,
+        test_size=share,
+        stratify=train_set[columns["target"]],
+        random_state=training["seed"],
+    )
+    return fit_set.reset_index(drop=True), validation_set.reset_index(drop=True)
+
+
+def train_model(
+    fit_set: pd.DataFrame,
+    validation_set: pd.DataFrame,
+    model_params: dict[str, Any],
+    training: dict[str, Any],
+    columns: dict[str, Any],
+) -> tuple[nn.Module, dict[str, list[float]]]:
+    """Trains the phone-price MLP; returns it and its per-epoch history."""
+    model, history, seconds = fit_classifier(fit_set, validation_set, model_params, training, columns)
+    return model, {**history, "seconds": [seconds]}
+
+
+def history_to_mlflow(history: dict[str, list[float]]) -> dict[str, list[dict[str, float]]]:
+    """Per-epoch losses and accuracies as MLflow metric histories (one step per epoch)."""
+    return history_as_metrics({k: v for k, v in history.items() if k != "seconds"})
+
+
+def train_variant(
+    fit_set: pd.DataFrame,
+    validation_set: pd.DataFrame,
+    test_set: pd.DataFrame,
+    model_params: dict[str, Any],
+    training: dict[str, Any],
+    variant: dict[str, Any],
+    columns: dict[str, Any],
+) -> dict[str, Any]:
+    """Trains one variant of an experiment (defaults + the variant's overrides) as a child run.
+
+    ``variant`` holds ``name`` and optional ``model`` and ``training`` overrides. Returns its
+    settings, history and final metrics for the experiment's report; test accuracy is
+    reported, never used to choose.
+    """
+    name = variant.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"each variant needs a 'name'; got {variant!r}")
+    unknown = sorted(set(variant) - {"name", "model", "training"})
+    if unknown:
+        raise ValueError(f"variant '{name}': unknown key(s) {unknown}; use model/training blocks")
+    model_cfg = merge(model_params, variant.get("model"))
+    training_cfg = merge(training, variant.get("training"))
+    model, history, seconds = fit_classifier(
+        fit_set, validation_set, model_cfg, training_cfg, columns,
+        description=name, where=f"{name}.training",
+    )  # fmt: skip
+    metrics = {
+        "final_train_loss": history["train_loss"][-1],
+        "train_accuracy": split_accuracy(model, fit_set, columns),
+        "test_accuracy": split_accuracy(model, test_set, columns),
+        "training_seconds": seconds,
+    }
+    if history.get("val_accuracy"):
+        metrics["val_accuracy"] = history["val_accuracy"][-1]
+        metrics["best_val_accuracy"] = max(history["val_accuracy"])
+    run_id = log_child_run(name, {"model": model_cfg, "training": training_cfg}, history, metrics)
+    return {
+        "name": name,
+        "model": model_cfg,
+        "training": training_cfg,
+        "history": history,
+        "metrics": metrics,
+        "mlflow_run_id": run_id,
+        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+    }
