@@ -17,10 +17,10 @@ def to_tensors(
                if c not in frame.columns]  # fmt: skip
     if missing:
         raise KeyError(f"columns missing from the model input: {missing}")
-    features = torch.as_tensor(frame[list(feature_columns)].to_numpy(dtype="float32"))
+    features = torch.from_numpy(frame[list(feature_columns)].to_numpy(dtype="float32", copy=True))
     if target_column is None:
         return features, None
-    return features, torch.as_tensor(frame[target_column].to_numpy(dtype="int64"))
+    return features, torch.from_numpy(frame[target_column].to_numpy(dtype="int64", copy=True))
 
 
 @torch.no_grad()

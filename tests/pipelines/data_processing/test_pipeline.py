@@ -1,9 +1,107 @@
-"""
-This is a boilerplate test file for pipeline 'data_processing'
-generated using Kedro 1.7.0.
-Please add your pipeline tests here.
+"""data_processing: validation errors, stratified split, scaler fitted on train only."""
 
-Kedro recommends using `pytest` framework, more info about it can be found
-in the official documentation:
-https://docs.pytest.org/en/latest/getting-started.html
-"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neural_net_lab.pipelines.data_processing.nodes import (
+    DataValidationError,
+    fit_scaler,
+    split_data,
+    standardize,
+    validate_phone_prices,
+)
+from tests.conftest import run_kedro
+
+PARAMS = {"train_share": 0.8, "random_state": 66, "min_rows_per_class": 10}
+
+
+def test_validation_accepts_shipped_table_and_drops_id(raw_phones, columns):
+    with_id = raw_phones.assign(id=np.arange(len(raw_phones)))
+    validated = validate_phone_prices(with_id, columns, PARAMS)
+    assert list(validated.columns) == [*columns["features"], "price_range"]
+    assert len(validated) == 2000
+    assert validated["price_range"].value_counts().to_dict() == {0: 500, 1: 500, 2: 500, 3: 500}
+
+
+def test_missing_feature_column_is_named(raw_phones, columns):
+    with pytest.raises(DataValidationError, match=r"missing feature column\(s\) \['ram', 'wifi'\]"):
+        validate_phone_prices(raw_phones.drop(columns=["ram", "wifi"]), columns, PARAMS)
+
+
+def test_non_numeric_values_are_counted_per_column(raw_phones, columns):
+    broken = raw_phones.astype({"ram": object})
+    broken.loc[:2, "ram"] = "lots"
+    with pytest.raises(DataValidationError, match=r"column 'ram': 3 row\(s\) not numeric"):
+        validate_phone_prices(broken, columns, PARAMS)
+
+
+def test_missing_values_are_counted_per_column(raw_phones, columns):
+    broken = raw_phones.copy()
+    broken.loc[:4, "battery_power"] = np.nan
+    with pytest.raises(DataValidationError, match=r"column 'battery_power': 5 row\(s\) with missing"):
+        validate_phone_prices(broken, columns, PARAMS)
+
+
+def test_labels_outside_declared_classes_are_rejected(raw_phones, columns):
+    broken = raw_phones.copy()
+    broken.loc[:1, "price_range"] = 7
+    with pytest.raises(DataValidationError, match=r"'price_range': 2 row\(s\) with labels outside"):
+        validate_phone_prices(broken, columns, PARAMS)
+
+
+def test_missing_label_column_is_named(raw_phones, columns):
+    with pytest.raises(DataValidationError, match="missing label column 'price_range'"):
+        validate_phone_prices(raw_phones.drop(columns="price_range"), columns, PARAMS)
+
+
+def test_class_too_small_to_stratify_is_rejected(raw_phones, columns):
+    rare = pd.concat([raw_phones[raw_phones.price_range != 3], raw_phones[raw_phones.price_range == 3].head(3)])
+    with pytest.raises(DataValidationError, match=r"\{3: 3\} have fewer than 10 rows"):
+        validate_phone_prices(rare, columns, PARAMS)
+
+
+def test_split_is_stratified_and_deterministic(raw_phones, columns):
+    validated = validate_phone_prices(raw_phones, columns, PARAMS)
+    train, test = split_data(validated, columns, PARAMS)
+    assert (len(train), len(test)) == (1600, 400)
+    assert train.price_range.value_counts().unique().tolist() == [400]
+    assert test.price_range.value_counts().unique().tolist() == [100]
+    again_train, _ = split_data(validated, columns, PARAMS)
+    pd.testing.assert_frame_equal(train, again_train)
+
+
+def test_bad_train_share_is_named(raw_phones, columns):
+    validated = validate_phone_prices(raw_phones, columns, PARAMS)
+    with pytest.raises(ValueError, match="data_processing.train_share"):
+        split_data(validated, columns, {**PARAMS, "train_share": 1.5})
+
+
+def test_scaler_is_fitted_on_the_training_split_only(raw_phones, columns):
+    validated = validate_phone_prices(raw_phones, columns, PARAMS)
+    train, test = split_data(validated, columns, PARAMS)
+    scaler = fit_scaler(train, columns)
+    np.testing.assert_allclose(scaler.mean_, train[columns["features"]].mean().to_numpy())
+    assert not np.allclose(scaler.mean_, validated[columns["features"]].mean().to_numpy())
+    scaled_train = standardize(train, scaler, columns)
+    np.testing.assert_allclose(scaled_train[columns["features"]].mean().to_numpy(), 0, atol=1e-5)
+    # The test split keeps its own offset: it was not used to fit.
+    assert np.abs(standardize(test, scaler, columns)[columns["features"]].mean().to_numpy()).max() > 1e-3
+    assert (scaled_train.price_range.to_numpy() == train.price_range.to_numpy()).all()
+
+
+def test_invalid_raw_file_stops_the_run_and_keeps_earlier_outputs(project_copy):
+    run_kedro(project_copy, "data_processing")
+    train_set = project_copy / "data/05_model_input/train_set.parquet"
+    before = train_set.read_bytes()
+    raw = project_copy / "data/01_raw/phone_prices.csv"
+    table = pd.read_csv(raw)
+    table.loc[:9, "ram"] = None
+    table.to_csv(raw, index=False)
+    with pytest.raises(DataValidationError) as error:
+        run_kedro(project_copy, "data_processing")
+    assert "column 'ram': 10 row(s) with missing values" in str(error.value)
+    assert any("phone_prices.csv" in note for note in error.value.__notes__)
+    assert train_set.read_bytes() == before

@@ -1,9 +1,53 @@
-"""
-This is a boilerplate test file for pipeline 'evaluation'
-generated using Kedro 1.7.0.
-Please add your pipeline tests here.
+"""evaluation: metrics, baseline, plots from real predictions."""
 
-Kedro recommends using `pytest` framework, more info about it can be found
-in the official documentation:
-https://docs.pytest.org/en/latest/getting-started.html
-"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neural_net_lab.engine.fit import fit_classifier
+from neural_net_lab.pipelines.evaluation.nodes import (
+    combine_metrics,
+    plot_training_curves,
+    predict_test_set,
+    score_logistic_baseline,
+    score_network,
+)
+
+MODEL = {"input_dim": 20, "hidden_dims": [32], "n_classes": 4}
+TRAINING = {"seed": 0, "epochs": 3, "batch_size": 16, "optimizer": {"name": "Adam", "lr": 0.003}, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def trained(model_inputs, columns):
+    model, history, seconds = fit_classifier(
+        model_inputs["fit_set"], model_inputs["validation_set"], MODEL, TRAINING, columns
+    )
+    return model.state_dict(), {**history, "seconds": [seconds]}
+
+
+def test_network_scores_match_sklearn_definitions(trained, model_inputs, columns):
+    state, _ = trained
+    predicted = predict_test_set(state, model_inputs["test_set"], MODEL, columns)
+    labels = model_inputs["test_set"].price_range.to_numpy()
+    metrics, report, figure = score_network(predicted, model_inputs["test_set"], columns)
+    assert metrics["test_accuracy"] == pytest.approx(np.mean(predicted == labels))
+    assert report["macro avg"]["f1-score"] == pytest.approx(metrics["test_f1_macro"])
+    assert set(report) >= {"0", "1", "2", "3"}
+    assert figure.axes[0].get_title().startswith("Phone-price MLP")
+
+
+def test_logistic_baseline_beats_chance_by_far(model_inputs, columns):
+    baseline = score_logistic_baseline(
+        model_inputs["fit_set"], model_inputs["test_set"], columns, {"baseline": {"max_iter": 2000}}
+    )
+    assert baseline["baseline_test_accuracy"] > 0.9
+
+
+def test_combined_metrics_and_curves(trained):
+    _, history = trained
+    metrics, mlflow_metrics = combine_metrics({"test_accuracy": 0.9}, {"baseline_test_accuracy": 0.95}, history)
+    assert metrics["final_val_accuracy"] == history["val_accuracy"][-1]
+    assert mlflow_metrics["test_accuracy"] == {"value": 0.9, "step": 0}
+    figure = plot_training_curves(history)
+    assert len(figure.axes[0].lines) == 2  # train and validation loss
