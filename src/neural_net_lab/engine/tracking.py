@@ -49,7 +49,10 @@ def log_child_run(
     now = int(time.time() * 1000)
     entries = [Metric(key, float(value), now, step)
                for key, values in history.items() for step, value in enumerate(values)]  # fmt: skip
-    entries += [Metric(key, float(value), now, 0) for key, value in metrics.items()]
+    # A final value named like a curve (val_accuracy) is that curve's last step already;
+    # logging it again would add a stray point at step 0 to the curve.
+    entries += [Metric(key, float(value), now, 0)
+                for key, value in metrics.items() if key not in history]  # fmt: skip
     with mlflow.start_run(run_name=run_name, nested=True) as run:
         mlflow.log_params({k: str(v)[:6000] for k, v in flatten_params(params).items()})
         client = mlflow.MlflowClient()
