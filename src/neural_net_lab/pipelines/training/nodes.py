@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import mlflow
 import pandas as pd
 from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from neural_net_lab.engine.fit import fit_classifier, merge, split_accuracy
+from neural_net_lab.engine.model import load_mlp
 from neural_net_lab.engine.tracking import history_as_metrics, log_child_run
+from neural_net_lab.serving import log_phone_price_classifier
+
+logger = logging.getLogger(__name__)
 
 
 def split_validation(
@@ -92,4 +99,36 @@ def train_variant(
         "metrics": metrics,
         "mlflow_run_id": run_id,
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+    }
+
+
+def log_served_model(
+    model_state: dict[str, Any],
+    scaler: StandardScaler,
+    raw_phones: pd.DataFrame,
+    model_params: dict[str, Any],
+    columns: dict[str, Any],
+    served_model: dict[str, Any],
+) -> dict[str, Any]:
+    """Logs scaler + network + labels as one MLflow model and registers it; skipped without a run."""
+    if mlflow.active_run() is None:
+        logger.info("No active MLflow run: the served model is not logged")
+        return {"logged": False}
+    rows = served_model["example_rows"]
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise ValueError(f"served_model.example_rows must be a positive integer, got {rows!r}")
+    info = log_phone_price_classifier(
+        scaler,
+        load_mlp(model_state, model_params),
+        raw_phones.head(rows),
+        columns,
+        name=served_model["name"],
+        registered_model_name=served_model["registered_model_name"],
+    )
+    return {
+        "logged": True,
+        "run_id": info.run_id,
+        "model_uri": info.model_uri,
+        "registered_model_name": served_model["registered_model_name"],
+        "registered_model_version": info.registered_model_version,
     }

@@ -1,4 +1,4 @@
-"""training: carve a validation share, train the MLP, log its curves.
+"""training: carve a validation share, train the MLP, log its curves and the served model.
 
 ``variant_pipeline`` namespaces one training-variant template per experiment variant;
 the optimizers and regularization experiments are built from it.
@@ -6,7 +6,13 @@ the optimizers and regularization experiments are built from it.
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import history_to_mlflow, split_validation, train_model, train_variant
+from .nodes import (
+    history_to_mlflow,
+    log_served_model,
+    split_validation,
+    train_model,
+    train_variant,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -30,6 +36,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="training_metrics",
                 name="log_training_curves",
             ),
+            Node(
+                log_served_model,
+                inputs=["phone_price_model", "scaler", "phone_prices", "params:model",
+                        "params:columns", "params:served_model"],
+                outputs="served_model",
+                name="log_served_model",
+            ),  # fmt: skip
         ],
         tags="training",
     )

@@ -1,0 +1,79 @@
+"""Nodes of the inference pipeline: validate new phones, price them with the trained model."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.preprocessing import StandardScaler
+
+from neural_net_lab.engine.data import predict_logits, to_tensors
+from neural_net_lab.engine.model import load_mlp
+from neural_net_lab.pipelines.data_processing.nodes import (
+    DataValidationError,
+    check_feature_table,
+    standardize,
+)
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "phones to price"
+
+
+def validate_phones_to_price(raw: pd.DataFrame, columns: dict[str, Any]) -> pd.DataFrame:
+    """Checks the id and feature columns like training data; returns them, features as floats."""
+    id_column = columns["id"]
+    if id_column not in raw.columns:
+        raise DataValidationError(f"{SOURCE}: missing id column '{id_column}'")
+    if raw.empty:
+        raise DataValidationError(f"{SOURCE}: the table has no rows")
+    features = check_feature_table(raw, columns, SOURCE)
+    ids = raw[id_column]
+    if ids.isna().any():
+        raise DataValidationError(
+            f"{SOURCE}: column '{id_column}': {int(ids.isna().sum())} row(s) without an id"
+        )
+    duplicated = ids[ids.duplicated()].unique()
+    if len(duplicated):
+        raise DataValidationError(
+            f"{SOURCE}: column '{id_column}': {len(duplicated)} id(s) used more than once "
+            f"(e.g. {duplicated[:5].tolist()})"
+        )
+    extra = [c for c in raw.columns if c not in {*columns["features"], id_column}]
+    if extra:
+        logger.warning("%s: ignoring extra column(s) %s", SOURCE, extra)
+    return features.assign(**{id_column: ids})[[id_column, *columns["features"]]]
+
+
+def price_phones(
+    phones: pd.DataFrame,
+    scaler: StandardScaler,
+    model_state: dict[str, torch.Tensor],
+    model_params: dict[str, Any],
+    columns: dict[str, Any],
+) -> pd.DataFrame:
+    """Each phone's id, predicted price range and one probability column per class."""
+    classes = np.asarray(columns["classes"])
+    if model_params["n_classes"] != len(classes):
+        raise ValueError(
+            f"model.n_classes is {model_params['n_classes']} but columns.classes lists "
+            f"{len(classes)} classes {classes.tolist()}"
+        )
+    features, _ = to_tensors(standardize(phones, scaler, columns), columns["features"])
+    logits = predict_logits(load_mlp(model_state, model_params), features)
+    # Softmax belongs here, at prediction time; training feeds logits to CrossEntropyLoss.
+    probabilities = torch.softmax(logits, dim=1).numpy().astype("float64")
+    predictions = pd.DataFrame({
+        columns["id"]: phones[columns["id"]].to_numpy(),
+        columns["target"]: classes[logits.argmax(dim=1).numpy()],
+    })  # fmt: skip
+    for i, label in enumerate(classes):
+        predictions[f"probability_{label}"] = probabilities[:, i]
+    logger.info(
+        "Priced %d phones; predicted price ranges %s",
+        len(predictions), predictions[columns["target"]].value_counts().sort_index().to_dict(),
+    )  # fmt: skip
+    return predictions

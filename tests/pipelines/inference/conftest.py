@@ -1,0 +1,84 @@
+"""Fixtures of the inference tests: a small network, and the served model logged to a
+temporary MLflow store by the training pipeline's node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from neural_net_lab.engine.model import mlp_from_params
+from neural_net_lab.engine.seeding import seed_everything
+from neural_net_lab.pipelines.training.nodes import log_served_model
+from tests.conftest import PROJECT_ROOT
+
+PHONES_TO_PRICE = PROJECT_ROOT / "data" / "01_raw" / "phones_to_price.csv"
+# Not the project's defaults on purpose: dropout and a non-default slope must survive serving.
+MODEL_PARAMS: dict[str, Any] = {"input_dim": 20, "hidden_dims": [32, 16], "n_classes": 4,
+                                "negative_slope": 0.05, "dropout": 0.1}  # fmt: skip
+SERVED = {"name": "phone_price_classifier", "registered_model_name": "phone_price_classifier",
+          "example_rows": 3}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def phones_to_price() -> pd.DataFrame:
+    """The shipped table of phones to price."""
+    return pd.read_csv(PHONES_TO_PRICE)
+
+
+@pytest.fixture(scope="session")
+def model_state() -> dict[str, torch.Tensor]:
+    """Weights of a seeded network (untrained: equality of predictions is what is tested)."""
+    seed_everything(5)
+    return mlp_from_params(MODEL_PARAMS).state_dict()
+
+
+def reference_predictions(
+    phones: pd.DataFrame, scaler: Any, state: dict[str, torch.Tensor], model_params: dict[str, Any],
+    columns: dict[str, Any],
+) -> pd.DataFrame:  # fmt: skip
+    """The model applied by hand, in process: scaler, network in eval mode, softmax."""
+    model = mlp_from_params(model_params)
+    model.load_state_dict(state)
+    model.eval()
+    scaled = scaler.transform(phones[columns["features"]].astype("float64")).astype("float32")
+    with torch.no_grad():
+        logits = model(torch.from_numpy(scaled))
+    probabilities = torch.softmax(logits, dim=1).numpy()
+    frame = pd.DataFrame({"id": phones["id"].to_numpy(),
+                          "price_range": logits.argmax(dim=1).numpy()})  # fmt: skip
+    for i, label in enumerate(columns["classes"]):
+        frame[f"probability_{label}"] = probabilities[:, i]
+    return frame
+
+
+def assert_same_predictions(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Same ids, classes and columns; probabilities equal up to float32 rounding."""
+    assert list(actual.columns) == list(expected.columns)
+    assert actual["id"].tolist() == expected["id"].tolist()
+    assert actual["price_range"].tolist() == expected["price_range"].tolist()
+    probabilities = [c for c in expected.columns if c.startswith("probability_")]
+    np.testing.assert_allclose(
+        actual[probabilities].to_numpy("float64"), expected[probabilities].to_numpy("float64"),
+        rtol=1e-5, atol=1e-7,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def served_store(tmp_path_factory, model_inputs, model_state, raw_phones, columns) -> str:
+    """A temporary MLflow store in which the training node logged and registered the model."""
+    folder = tmp_path_factory.mktemp("served")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    # A Kedro session earlier in this process may have set the global URI to its own store.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    experiment = mlflow.create_experiment("served", artifact_location=str(folder / "artifacts"))
+    with mlflow.start_run(experiment_id=experiment):
+        info = log_served_model(model_state, model_inputs["scaler"], raw_phones, MODEL_PARAMS,
+                                columns, SERVED)  # fmt: skip
+    assert info["logged"] and info["registered_model_version"] == 1
+    return uri

@@ -1,0 +1,77 @@
+"""inference end to end: the default `kedro run` registers the served model, `kedro run
+--pipeline inference` writes the predictions, and both agree with the model applied by hand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+from kedro_datasets.pickle import PickleDataset
+from kedro_datasets_experimental.pytorch import PyTorchDataset
+
+from neural_net_lab.pipelines.data_processing.nodes import DataValidationError
+from tests.conftest import FAST_TRAINING, mlflow_client, run_kedro
+
+from .conftest import assert_same_predictions, reference_predictions
+
+# Loads the registered model in a fresh interpreter where the project, Kedro and
+# kedro-mlflow cannot be imported: the model must carry everything it needs.
+LOAD_WITHOUT_PROJECT = """
+import sys
+for name in ("neural_net_lab", "kedro", "kedro_mlflow"):
+    sys.modules[name] = None  # any import of them now raises ImportError
+import mlflow
+import pandas as pd
+model = mlflow.pyfunc.load_model("models:/phone_price_classifier/latest")
+model.predict(pd.read_csv(sys.argv[1])).to_csv(sys.argv[2], index=False)
+"""
+
+
+def test_default_run_registers_a_model_that_prices_like_the_batch_pipeline(
+    project_copy, columns, tmp_path
+):
+    run_kedro(project_copy, params=FAST_TRAINING)
+    run_kedro(project_copy, "inference")
+
+    phones = pd.read_csv(project_copy / "data/01_raw/phones_to_price.csv")
+    batch = pd.read_csv(project_copy / "data/07_model_output/price_predictions.csv")
+    models = project_copy / "data/06_models"
+    state = PyTorchDataset(filepath=str(models / "phone_price_model.pt")).load()
+    scaler = PickleDataset(filepath=str(models / "scaler.pkl")).load()
+    model_params = yaml.safe_load((project_copy / "conf/base/parameters_training.yml").read_text())[
+        "model"
+    ]
+    assert_same_predictions(
+        batch, reference_predictions(phones, scaler, state, model_params, columns)
+    )
+
+    served = json.loads((models / "served_model.json").read_text())
+    client = mlflow_client()
+    (run,) = client.search_runs([client.get_experiment_by_name("neural_net_lab").experiment_id],
+                                filter_string="attributes.run_name = '__default__'")  # fmt: skip
+    assert served["logged"] and served["run_id"] == run.info.run_id
+    version = client.get_model_version("phone_price_classifier", "1")
+    assert version.run_id == run.info.run_id
+
+    output = tmp_path / "served_predictions.csv"
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_PROJECT, str(project_copy / "data/01_raw/phones_to_price.csv"), str(output)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert_same_predictions(pd.read_csv(output), batch)
+
+
+def test_bad_file_stops_the_inference_run_naming_column_and_file(project_copy):
+    phones = pd.read_csv(project_copy / "data/01_raw/phones_to_price.csv")
+    phones.drop(columns="ram").to_csv(project_copy / "data/01_raw/phones_to_price.csv", index=False)
+    with pytest.raises(
+        DataValidationError, match=r"missing feature column\(s\) \['ram'\]"
+    ) as error:
+        run_kedro(project_copy, "inference")
+    assert any("phones_to_price.csv" in note for note in error.value.__notes__)
+    assert not (project_copy / "data/07_model_output/price_predictions.csv").exists()
