@@ -1,0 +1,98 @@
+"""optimizers: the phone-price MLP trained once per optimizer (one MLflow child run each), the
+exponentially weighted average, and optimizer paths over two-variable functions.
+
+The split comes from the data_processing and training pipelines' own nodes (the same node
+objects, so composing this pipeline with them adds nothing twice): a fresh checkout runs
+``kedro run --pipeline optimizers`` on its own.
+"""
+
+from functools import partial, update_wrapper
+
+from kedro.pipeline import Node, Pipeline
+
+from neural_net_lab.pipelines.data_processing.pipeline import create_pipeline as data_processing
+from neural_net_lab.pipelines.training.pipeline import create_pipeline as training
+from neural_net_lab.pipelines.training.pipeline import variant_pipeline
+
+from .nodes import (
+    average_temperatures,
+    check_variants,
+    comparison_markdown,
+    comparison_table,
+    draw_temperatures,
+    formula_pair_paths,
+    formula_pair_summary,
+    loss_curves_plot,
+    optimizer_paths,
+    plot_formula_pairs,
+    plot_temperatures,
+    plot_trajectories,
+    trajectory_summary,
+)
+
+# The trainings, one per block ``optimizers.<name>`` of parameters_optimizers.yml. Kedro builds
+# pipelines before it reads parameters, so the list of trainings lives here; what each one
+# trains with (any torch.optim class and its settings) is parameters only. A block without
+# its name here, or a name without its block, stops the run with an error before training.
+VARIANTS = ("sgd", "sgd_momentum", "adagrad", "rmsprop", "adam")
+
+# The split as the check node hands it on: the trainings read these, so they wait for it.
+_CHECKED = {"fit_set": "optimizers_fit_rows", "validation_set": "optimizers_validation_rows",
+            "test_set": "optimizers_test_rows"}  # fmt: skip
+
+
+def _trainings() -> Pipeline:
+    check = Node(
+        update_wrapper(partial(check_variants, expected=VARIANTS), check_variants),
+        inputs=["fit_set", "validation_set", "test_set", "params:optimizers", "params:model",
+                "params:training", "params:columns"],
+        outputs=list(_CHECKED.values()),
+        name="check_variants",
+        namespace="optimizers",
+    )  # fmt: skip
+    variants = [Pipeline(variant_pipeline("optimizers", name), inputs=_CHECKED) for name in VARIANTS]
+    results = [f"optimizers.{name}.result" for name in VARIANTS]
+    report = Pipeline(
+        [
+            Node(comparison_table, inputs=["params:optimizers_report", *results],
+                 outputs="optimizers_comparison", name="comparison_table", namespace="optimizers"),
+            Node(comparison_markdown, inputs=["optimizers_comparison", "params:optimizers_report", "params:training"],
+                 outputs="optimizers_comparison_report", name="comparison_report", namespace="optimizers"),
+            Node(loss_curves_plot, inputs=["params:optimizers_report", *results],
+                 outputs="optimizers_loss_curves", name="loss_curves", namespace="optimizers"),
+        ],
+        tags="report",
+    )  # fmt: skip
+    return Pipeline([check, *variants, report], tags="optimizers")
+
+
+def _demonstrations() -> Pipeline:
+    return Pipeline(
+        [
+            Node(draw_temperatures, inputs="params:optimizers_ewa", outputs="optimizers_temperatures",
+                 name="draw_temperatures"),
+            Node(average_temperatures, inputs=["optimizers_temperatures", "params:optimizers_ewa"],
+                 outputs="optimizers_ewa", name="average_temperatures"),
+            Node(plot_temperatures, inputs=["optimizers_ewa", "params:optimizers_ewa"],
+                 outputs="optimizers_ewa_plot", name="plot_temperatures"),
+            Node(optimizer_paths, inputs="params:optimizers_trajectories",
+                 outputs="optimizers_paths", name="run_optimizer_paths"),
+            Node(trajectory_summary, inputs=["optimizers_paths", "params:optimizers_trajectories"],
+                 outputs="optimizers_trajectory_endpoints", name="summarize_optimizer_paths"),
+            Node(plot_trajectories, inputs=["optimizers_paths", "params:optimizers_trajectories"],
+                 outputs="optimizers_trajectories_plot", name="plot_optimizer_paths"),
+            Node(formula_pair_paths, inputs=["params:optimizers_formula_pairs", "params:optimizers_trajectories"],
+                 outputs="optimizers_formula_pair_paths", name="run_formula_pairs"),
+            Node(formula_pair_summary, inputs="optimizers_formula_pair_paths",
+                 outputs="optimizers_formula_pair_gaps", name="summarize_formula_pairs"),
+            Node(plot_formula_pairs, inputs=["optimizers_formula_pair_paths", "params:optimizers_formula_pairs",
+                                             "params:optimizers_trajectories"],
+                 outputs="optimizers_formula_pairs_plot", name="plot_formula_pairs"),
+        ],
+        tags=["optimizers", "report"],
+    )  # fmt: skip
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    split = data_processing() + training().only_nodes("split_validation")
+    return split + _trainings() + _demonstrations()
