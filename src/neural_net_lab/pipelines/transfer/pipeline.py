@@ -1,0 +1,124 @@
+"""transfer: reuse the trained phone-price network on a small new market.
+
+The new market's table is validated, split and standardized with the SOURCE scaler (the
+pretrained first layer expects inputs on the source's scale); the saved network is checked
+and stripped of its head; then each strategy, a namespaced instance of one template, trains
+on growing subsets of the new market's training rows, as an MLflow child run.
+"""
+
+from kedro.pipeline import Node, Pipeline
+
+from neural_net_lab.pipelines.data_processing.nodes import split_data, standardize
+
+from .nodes import (
+    draw_learning_curve,
+    prepare_source_model,
+    run_strategy,
+    score_linear_baseline,
+    summarize_learning_curve,
+    validate_new_market,
+)
+
+# Each has a parameter block transfer.strategies.<name>; they differ only in parameters.
+STRATEGIES = ("freeze", "finetune", "scratch")
+SHARED_INPUTS = {
+    "new_market_train_set",
+    "new_market_test_set",
+    "new_market_curve_subsets",
+    "pretrained_layers",
+}
+
+
+def strategy_pipeline(strategy: str) -> Pipeline:
+    """One strategy: the template under the namespace ``transfer.<strategy>``."""
+    template = Pipeline(
+        [
+            Node(
+                run_strategy,
+                inputs=["new_market_train_set", "new_market_test_set", "new_market_curve_subsets",
+                        "pretrained_layers", "params:model", "params:training", "params:transfer",
+                        "params:strategy", "params:columns"],
+                outputs=["model", "result"],
+                name="run_strategy",
+            )
+        ]
+    )  # fmt: skip
+    return Pipeline(
+        template,
+        namespace=f"transfer.{strategy}",
+        inputs=SHARED_INPUTS,
+        parameters={
+            "params:model": "params:model",
+            "params:training": "params:training",
+            "params:transfer": "params:transfer",
+            "params:columns": "params:columns",
+            "params:strategy": f"params:transfer.strategies.{strategy}",
+        },
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    data = Pipeline(
+        [
+            Node(
+                validate_new_market,
+                inputs=["phone_prices_new_market", "params:columns", "params:transfer.target"],
+                outputs="validated_new_market",
+                name="validate_new_market",
+            ),
+            Node(
+                split_data,
+                inputs=["validated_new_market", "params:columns", "params:transfer.target"],
+                outputs=["new_market_train_split", "new_market_test_split"],
+                name="split_new_market",
+            ),
+            Node(
+                standardize,
+                inputs=["new_market_train_split", "scaler", "params:columns"],
+                outputs="new_market_train_set",
+                name="standardize_new_market_train",
+            ),
+            Node(
+                standardize,
+                inputs=["new_market_test_split", "scaler", "params:columns"],
+                outputs="new_market_test_set",
+                name="standardize_new_market_test",
+            ),
+            Node(
+                draw_learning_curve,
+                inputs=["new_market_train_set", "params:columns", "params:transfer.learning_curve"],
+                outputs="new_market_curve_subsets",
+                name="draw_learning_curve",
+            ),
+            Node(
+                prepare_source_model,
+                inputs=["phone_price_model", "params:model", "params:columns"],
+                outputs="pretrained_layers",
+                name="prepare_source_model",
+            ),
+        ]
+    )
+    report = Pipeline(
+        [
+            Node(
+                score_linear_baseline,
+                inputs=["new_market_train_set", "new_market_test_set", "new_market_curve_subsets",
+                        "params:columns", "params:transfer.baseline"],
+                outputs="transfer.logistic_regression.result",
+                name="score_linear_baseline",
+                namespace="transfer",
+            ),
+            Node(
+                summarize_learning_curve,
+                inputs=[f"transfer.{name}.result" for name in (*STRATEGIES, "logistic_regression")],
+                outputs=["transfer_learning_curve", "transfer_learning_curve_markdown",
+                         "transfer_learning_curve_plot"],
+                name="summarize_learning_curve",
+                # Groups the report with the strategies whose `transfer.*.result` it reads.
+                namespace="transfer",
+            ),
+        ]
+    )  # fmt: skip
+    return Pipeline(
+        [data, *(strategy_pipeline(name) for name in STRATEGIES), report], tags="transfer"
+    )

@@ -1,0 +1,218 @@
+"""transfer nodes on real data: the shipped new-market table, standardized with the scaler of
+the shipped phone table, and a source network trained on it for a few epochs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from neural_net_lab.data_generation import generate_new_market
+from neural_net_lab.engine.fit import fit_classifier
+from neural_net_lab.engine.model import mlp_from_params
+from neural_net_lab.engine.optim import build_optimizer
+from neural_net_lab.pipelines.data_processing.nodes import split_data, standardize
+from neural_net_lab.pipelines.transfer.nodes import (
+    build_target_network,
+    draw_learning_curve,
+    fit_strategy,
+    parameter_groups,
+    prepare_source_model,
+    run_strategy,
+    validate_new_market,
+)
+from tests.conftest import PROJECT_ROOT
+
+MODEL: dict[str, Any] = {"input_dim": 20, "hidden_dims": [128, 256], "n_classes": 4,
+                         "negative_slope": 0.01, "dropout": 0.0}  # fmt: skip
+TARGET = {"classes": [0, 1, 2], "train_share": 0.6, "random_state": 66, "min_rows_per_class": 10}
+TRAINING = {"seed": 42, "epochs": 3, "batch_size": 16, "validation_share": 0.1,
+            "optimizer": {"name": "Adam", "lr": 0.001}, "l1_lambda": 0.0, "augmentation": None,
+            "gradients": "auto", "threads": 1, "progress": False}  # fmt: skip
+FREEZE = {"name": "freeze", "init": "pretrained", "freeze": True}
+FINETUNE = {"name": "finetune", "init": "pretrained", "hidden_lr_factor": 0.1}
+SCRATCH = {"name": "scratch", "init": "random"}
+HEAD = "4."  # Linear, LeakyReLU, Linear, LeakyReLU, head
+
+
+@pytest.fixture(scope="module")
+def source_state(model_inputs, columns) -> dict[str, torch.Tensor]:
+    """A source network trained for a few epochs on the shipped phone table."""
+    model, _, _ = fit_classifier(
+        model_inputs["fit_set"], model_inputs["validation_set"], MODEL,
+        {**TRAINING, "epochs": 2}, columns,
+    )  # fmt: skip
+    return model.state_dict()
+
+
+@pytest.fixture(scope="module")
+def new_market(model_inputs, columns) -> dict[str, pd.DataFrame]:
+    """The shipped new-market table, split and standardized with the SOURCE scaler."""
+    raw = pd.read_csv(PROJECT_ROOT / "data/01_raw/phone_prices_new_market.csv")
+    train, test = split_data(validate_new_market(raw, columns, TARGET), columns, TARGET)
+    scaler = model_inputs["scaler"]
+    return {
+        "train": standardize(train, scaler, columns),
+        "test": standardize(test, scaler, columns),
+    }
+
+
+@pytest.fixture(scope="module")
+def target_columns(columns) -> dict[str, Any]:
+    return {**columns, "classes": TARGET["classes"]}
+
+
+def test_shipped_new_market_table_is_the_generators_default_output():
+    shipped = pd.read_csv(PROJECT_ROOT / "data/01_raw/phone_prices_new_market.csv")
+    pd.testing.assert_frame_equal(shipped, generate_new_market())
+
+
+def test_new_market_has_three_balanced_tiers_and_another_price_relation(raw_phones):
+    new = generate_new_market()
+    assert new["price_range"].value_counts().sort_index().tolist() == [167, 167, 166]
+    # Internal memory sets no price in the main market and a clear one in the new market.
+    assert abs(raw_phones["int_memory"].corr(raw_phones["price_range"])) < 0.1
+    assert new["int_memory"].corr(new["price_range"]) > 0.15
+    assert not generate_new_market(seed=8).equals(new)
+
+
+def test_source_model_loses_its_head(source_state, columns):
+    pretrained = prepare_source_model(source_state, MODEL, columns)
+    assert sorted(pretrained) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+    for key, value in pretrained.items():
+        assert torch.equal(value, source_state[key])
+
+
+def test_source_model_of_another_input_width_is_refused(columns):
+    narrow = {**MODEL, "input_dim": 12}
+    state = mlp_from_params(narrow).state_dict()
+    with pytest.raises(ValueError, match=r"takes 12 input features .* has 20 feature columns"):
+        prepare_source_model(state, narrow, columns)
+    # The parameters describe 20 inputs, the saved weights take 12: load_mlp names the shape.
+    with pytest.raises(ValueError, match=r"0\.weight: saved \(128, 12\) vs model \(128, 20\)"):
+        prepare_source_model(state, MODEL, columns)
+
+
+def test_source_model_of_another_architecture_is_refused(columns):
+    state = mlp_from_params({**MODEL, "hidden_dims": [64]}).state_dict()
+    with pytest.raises(
+        ValueError, match=r"missing \['4\.bias', '4\.weight'\].*2\.weight: saved \(4, 64\)"
+    ):
+        prepare_source_model(state, MODEL, columns)
+
+
+def test_freezing_keeps_pretrained_weights_bit_identical_and_trains_the_head(
+    source_state, new_market, columns, target_columns
+):
+    pretrained = prepare_source_model(source_state, MODEL, columns)
+    torch.manual_seed(42)  # fit_strategy seeds with training.seed before drawing the head
+    head_before = {k: v for k, v in build_target_network(pretrained, MODEL, 3, FREEZE).state_dict().items()
+                   if k.startswith(HEAD)}  # fmt: skip
+    model, history, _ = fit_strategy(
+        new_market["train"], pretrained, model_params=MODEL, training=TRAINING,
+        strategy=FREEZE, columns=target_columns, seed=42,
+    )  # fmt: skip
+    state = model.state_dict()
+    for key, value in pretrained.items():
+        assert torch.equal(state[key], value), key
+        assert not dict(model.named_parameters())[key].requires_grad
+    assert state[f"{HEAD}weight"].shape == (3, 256)
+    for key, value in head_before.items():
+        assert not torch.equal(state[key], value), key
+    assert history["train_loss"][-1] < history["train_loss"][0]
+
+
+def test_finetuning_moves_pretrained_layers_and_scratch_ignores_them(
+    source_state, new_market, columns, target_columns
+):
+    pretrained = prepare_source_model(source_state, MODEL, columns)
+    fit = dict(
+        model_params=MODEL, training={**TRAINING, "epochs": 1}, columns=target_columns, seed=42
+    )
+    tuned = fit_strategy(new_market["train"], pretrained, strategy=FINETUNE, **fit)[0].state_dict()
+    assert all(not torch.equal(tuned[k], v) for k, v in pretrained.items() if k.endswith("weight"))
+    # 19 Adam steps at the hidden layers' lr 1e-4 move no weight by more than a few 1e-3.
+    assert max((tuned[k] - v).abs().max().item() for k, v in pretrained.items()) < 0.01
+    scratch = build_target_network(pretrained, MODEL, 3, SCRATCH).state_dict()
+    assert all(
+        not torch.equal(scratch[k], v) for k, v in pretrained.items() if k.endswith("weight")
+    )
+
+
+def test_parameter_groups_carry_their_learning_rates(
+    source_state, new_market, columns, target_columns
+):
+    pretrained = prepare_source_model(source_state, MODEL, columns)
+    model = build_target_network(pretrained, MODEL, 3, FINETUNE)
+    optimizer = build_optimizer(parameter_groups(model, 0.01, 0.1), {"name": "Adam", "lr": 0.01})
+    hidden, head = optimizer.param_groups
+    assert hidden["lr"] == pytest.approx(0.001) and head["lr"] == 0.01
+    parameters = dict(model.named_parameters())
+    assert {id(p) for p in hidden["params"]} == {id(parameters[k]) for k in pretrained}
+    assert {id(p) for p in head["params"]} == {id(parameters[HEAD + k]) for k in ("weight", "bias")}
+
+    # One full-batch SGD step through the training loop: each update is -lr × gradient of its group.
+    sgd = {**TRAINING, "optimizer": {"name": "SGD", "lr": 0.5}, "epochs": 1, "batch_size": 10_000}
+    model, _, _ = fit_strategy(new_market["train"], pretrained, model_params=MODEL, training=sgd,
+                               strategy=FINETUNE, columns=target_columns, seed=42)  # fmt: skip
+    torch.manual_seed(42)
+    start = build_target_network(pretrained, MODEL, 3, FINETUNE).state_dict()
+    for name, parameter in model.named_parameters():
+        lr = 0.5 if name.startswith(HEAD) else 0.05
+        torch.testing.assert_close(parameter.detach() - start[name], -lr * parameter.grad)
+
+
+def test_freezing_leaves_frozen_layers_out_of_the_optimizer(source_state, columns):
+    model = build_target_network(
+        prepare_source_model(source_state, MODEL, columns), MODEL, 3, FREEZE
+    )
+    (head,) = parameter_groups(model, 0.01, 0.1)
+    assert [p.shape for p in head["params"]] == [(3, 256), (3,)]
+
+
+def test_learning_curve_subsets_are_nested_stratified_and_repeatable(new_market, columns):
+    train = new_market["train"]
+    curve = {"sizes": [25, 50, 100, 200], "repeats": 2, "seed": 0}
+    points = draw_learning_curve(train, columns, curve)
+    assert points == draw_learning_curve(train, columns, curve)
+    assert [(p["rows"], p["repeat"]) for p in points] == [
+        (rows, repeat) for rows in (25, 50, 100, 200, len(train)) for repeat in (0, 1)
+    ]
+    for repeat in (0, 1):
+        subsets = [set(p["index"]) for p in points if p["repeat"] == repeat]
+        assert all(small < large for small, large in zip(subsets, subsets[1:]))
+        labels = train[columns["target"]].to_numpy()[sorted(subsets[1])]
+        assert np.bincount(labels).tolist() in ([17, 17, 16], [17, 16, 17], [16, 17, 17])
+    first = [set(p["index"]) for p in points if p["rows"] == 25]
+    assert first[0] != first[1]
+
+
+@pytest.mark.parametrize(
+    ("curve", "message"),
+    [
+        ({"sizes": [25, 1000], "repeats": 1, "seed": 0}, r"sizes must be a list of row counts between 3 .* and 300"),
+        ({"sizes": [25], "repeats": 0, "seed": 0}, r"learning_curve\.repeats must be a positive integer"),
+    ],
+)  # fmt: skip
+def test_bad_learning_curve_is_named(new_market, columns, curve, message):
+    with pytest.raises(ValueError, match=message):
+        draw_learning_curve(new_market["train"], columns, curve)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "message"),
+    [
+        ({**FREEZE, "init": "imagenet"}, r"transfer\.strategies\.freeze\.init must be 'pretrained' or 'random'"),
+        ({**FINETUNE, "hidden_lr_factor": 0}, r"transfer\.strategies\.finetune\.hidden_lr_factor must be a positive"),
+        ({**SCRATCH, "lr": 0.1}, r"transfer\.strategies\.scratch: unknown key\(s\) \['lr'\]"),
+    ],
+)  # fmt: skip
+def test_bad_strategy_is_named(source_state, new_market, columns, strategy, message):
+    transfer = {"target": TARGET, "learning_curve": {}, "training": {}}
+    pretrained = prepare_source_model(source_state, MODEL, columns)
+    with pytest.raises(ValueError, match=message):
+        run_strategy(new_market["train"], new_market["test"], [], pretrained, MODEL, TRAINING,
+                     transfer, strategy, columns)  # fmt: skip
