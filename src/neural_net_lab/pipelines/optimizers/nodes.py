@@ -119,6 +119,9 @@ def comparison_table(report: Mapping[str, Any], *results: dict[str, Any]) -> pd.
 def comparison_markdown(table: pd.DataFrame, report: Mapping[str, Any], training: Mapping[str, Any]) -> str:
     """The comparison table as a Markdown report with how it was measured."""
     shown = table.astype({"epochs_to_target": "object"}).fillna({"epochs_to_target": "not reached"})
+    # Final losses span orders of magnitude: four decimals would show Adam's as 0.0000, and
+    # the table formatter would turn "2.8e-05" back into one.
+    shown["final_train_loss"] = shown["final_train_loss"].map(_scientific)
     notes = [
         f"`epochs_to_target`: first epoch with validation accuracy ≥ {report['target_val_accuracy']}. "
         f"All variants: seed {training['seed']}, batch size {training['batch_size']}, the same "
@@ -129,6 +132,14 @@ def comparison_markdown(table: pd.DataFrame, report: Mapping[str, Any], training
         "Curves: `optimizers_loss_curves.png`; each variant is a child run of this run in MLflow.",
     ]
     return markdown_table(shown, "Optimizers on the phone-price MLP", notes)
+
+
+def _scientific(value: float) -> str:
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def loss_curves_plot(report: Mapping[str, Any], *results: dict[str, Any]) -> plt.Figure:
@@ -269,6 +280,8 @@ def _draw_paths(axis: plt.Axes, paths: Mapping[str, np.ndarray], styles: Mapping
         style = {"color": f"C{index}", "marker": marker, "markersize": 2.5, "linewidth": 1.2,
                  **(styles or {}).get(label, {})}  # fmt: skip
         axis.plot(path[:, 0], path[:, 1], label=label, **style)
+        # Where each path ends, visible even where later paths are drawn over it.
+        axis.plot(*path[-1], marker="X", markersize=9, color=style["color"], markeredgecolor="white")
     first = next(iter(paths.values()))
     axis.plot(*first[0], marker="s", color="black", linestyle="none", label="start")
 
