@@ -33,7 +33,9 @@ def test_ewa_matches_a_hand_computation():
     # β = 0.5 from v0 = 0: v1 = 0.5·10 = 5, v2 = 0.5·5 + 0.5·20 = 12.5, v3 = 0.5·12.5 + 0.5·30 = 21.25
     assert exponentially_weighted_average(values, 0.5, False) == pytest.approx([5.0, 12.5, 21.25])
     # Bias-corrected: divided by 1 − 0.5ᵗ = 0.5, 0.75, 0.875
-    assert exponentially_weighted_average(values, 0.5, True) == pytest.approx([10.0, 12.5 / 0.75, 21.25 / 0.875])
+    assert exponentially_weighted_average(values, 0.5, True) == pytest.approx(
+        [10.0, 12.5 / 0.75, 21.25 / 0.875]
+    )
     # β = 0.9: v1 = 1, v2 = 0.9 + 2 = 2.9, v3 = 2.61 + 3 = 5.61
     assert exponentially_weighted_average(values, 0.9, False) == pytest.approx([1.0, 2.9, 5.61])
 
@@ -80,7 +82,9 @@ def test_lesson_formulas_against_pytorch_settings():
     scheduled = adam[adam.index.str.contains("LambdaLR")].iloc[0]
     beta1, beta2 = pairs["adam"]["betas"]
     # Without bias correction the first step is lr·(1−β₁)/√(1−β₂) instead of lr.
-    assert corrected["first_step_ratio"] == pytest.approx((1 - beta2) ** 0.5 / (1 - beta1), rel=1e-6)
+    assert corrected["first_step_ratio"] == pytest.approx(
+        (1 - beta2) ** 0.5 / (1 - beta1), rel=1e-6
+    )
     assert scheduled["max_distance"] < 1e-4  # equal up to where ε is added
 
 
@@ -92,7 +96,7 @@ def test_epochs_to_reach():
 def _check(model_inputs, columns, variants):
     return check_variants(
         model_inputs["fit_set"], model_inputs["validation_set"], model_inputs["test_set"],
-        variants, DEFAULTS["model"], DEFAULTS["training"], columns, VARIANTS,
+        variants, DEFAULTS["model"], DEFAULTS["training"], columns, expected=VARIANTS,
     )  # fmt: skip
 
 
@@ -168,17 +172,25 @@ def test_pipeline_logs_one_child_run_per_optimizer(project_copy):
     table = pd.read_csv(project_copy / "data/08_reporting/optimizers_comparison.csv")
     assert list(table["variant"]) == [PARAMS["optimizers"][key]["name"] for key in VARIANTS]
     for row in table.itertuples():
-        assert row.test_accuracy == pytest.approx(by_name[row.variant].data.metrics["test_accuracy"])
+        assert row.test_accuracy == pytest.approx(
+            by_name[row.variant].data.metrics["test_accuracy"]
+        )
     markdown = (project_copy / "data/08_reporting/optimizers_comparison.md").read_text()
     assert "| sgd_momentum" in markdown and "epochs_to_target" in markdown
 
 
 def test_unknown_optimizer_stops_the_run_before_any_training(project_copy):
-    with pytest.raises(ValueError, match=r"optimizers\.adam\.training\.optimizer\.name: unknown optimizer 'Adamm'"):
-        run_kedro(project_copy, "optimizers", {**FAST, "optimizers.adam.training.optimizer.name": "Adamm"})
+    with pytest.raises(
+        ValueError, match=r"optimizers\.adam\.training\.optimizer\.name: unknown optimizer 'Adamm'"
+    ):
+        run_kedro(
+            project_copy, "optimizers", {**FAST, "optimizers.adam.training.optimizer.name": "Adamm"}
+        )
 
     client = mlflow_client()
-    (parent,), children = _runs(client, client.get_experiment_by_name("neural_net_lab").experiment_id)
+    (parent,), children = _runs(
+        client, client.get_experiment_by_name("neural_net_lab").experiment_id
+    )
     assert parent.info.status == "FAILED"
     assert children == []  # no variant was trained, not even the ones before adam
     assert not (project_copy / "data/08_reporting/optimizers_comparison.csv").exists()

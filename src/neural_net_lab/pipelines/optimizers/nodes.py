@@ -38,7 +38,7 @@ Paths = dict[str, dict[str, np.ndarray]]
 # ---- variants ----------------------------------------------------------------------------
 
 
-def check_variants(
+def check_variants(  # noqa: PLR0917 - Kedro passes a node's inputs by position
     fit_set: pd.DataFrame,
     validation_set: pd.DataFrame,
     test_set: pd.DataFrame,
@@ -46,6 +46,7 @@ def check_variants(
     model_params: Mapping[str, Any],
     training: Mapping[str, Any],
     columns: Mapping[str, Any],
+    *,
     expected: Sequence[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Checks every variant's settings and the input tables; passes the tables on unchanged.
@@ -55,7 +56,9 @@ def check_variants(
     """
     missing = [name for name in expected if name not in variants]
     if missing:
-        raise ValueError(f"parameters: no block optimizers.{missing[0]} for the variant(s) {missing}")
+        raise ValueError(
+            f"parameters: no block optimizers.{missing[0]} for the variant(s) {missing}"
+        )
     extra = sorted(set(variants) - set(expected))
     if extra:
         raise ValueError(
@@ -65,13 +68,21 @@ def check_variants(
     names: dict[str, str] = {}
     for key in expected:
         block, where = variants[key], f"optimizers.{key}"
-        if not isinstance(block, Mapping) or not isinstance(block.get("name"), str) or not block["name"]:
-            raise ValueError(f"{where}.name: each variant needs a name for its MLflow run, got {block!r}")
+        if (
+            not isinstance(block, Mapping)
+            or not isinstance(block.get("name"), str)
+            or not block["name"]
+        ):
+            raise ValueError(
+                f"{where}.name: each variant needs a name for its MLflow run, got {block!r}"
+            )
         unknown = sorted(set(block) - {"name", "model", "training"})
         if unknown:
             raise ValueError(f"{where}: unknown key(s) {unknown}; expected name, model, training")
         if block["name"] in names:
-            raise ValueError(f"{where}.name: {block['name']!r} is already the name of optimizers.{names[block['name']]}")
+            raise ValueError(
+                f"{where}.name: {block['name']!r} is already the name of optimizers.{names[block['name']]}"
+            )
         names[block["name"]] = key
         merged = merge(training, block.get("training"))
         # Checks the optimizer's name and settings too (validate_optimizer_config).
@@ -80,7 +91,11 @@ def check_variants(
         # (Adam's betas below 1, nesterov without momentum) in milliseconds.
         model = mlp_from_params(merge(model_params, block.get("model")))
         build_optimizer(model.parameters(), merged["optimizer"], f"{where}.training.optimizer")
-    for frame, name in ((fit_set, "fit_set"), (validation_set, "validation_set"), (test_set, "test_set")):
+    for frame, name in (
+        (fit_set, "fit_set"),
+        (validation_set, "validation_set"),
+        (test_set, "test_set"),
+    ):
         check_feature_table(frame, columns, name)
         if columns["target"] not in frame.columns:
             raise ValueError(f"{name}: missing label column '{columns['target']}'")
@@ -90,7 +105,13 @@ def check_variants(
 
 # ---- comparison report -------------------------------------------------------------------
 
-_REPORTED = ["final_train_loss", "train_accuracy", "best_val_accuracy", "test_accuracy", "training_seconds"]
+_REPORTED = [
+    "final_train_loss",
+    "train_accuracy",
+    "best_val_accuracy",
+    "test_accuracy",
+    "training_seconds",
+]
 
 
 def epochs_to_reach(values: Sequence[float], target: float) -> int | None:
@@ -111,12 +132,17 @@ def comparison_table(report: Mapping[str, Any], *results: dict[str, Any]) -> pd.
     table.insert(
         table.columns.get_loc("test_accuracy") + 1,
         "epochs_to_target",
-        pd.array([epochs_to_reach(r["history"].get("val_accuracy", []), target) for r in results], dtype="Int64"),
+        pd.array(
+            [epochs_to_reach(r["history"].get("val_accuracy", []), target) for r in results],
+            dtype="Int64",
+        ),
     )
     return table
 
 
-def comparison_markdown(table: pd.DataFrame, report: Mapping[str, Any], training: Mapping[str, Any]) -> str:
+def comparison_markdown(
+    table: pd.DataFrame, report: Mapping[str, Any], training: Mapping[str, Any]
+) -> str:
     """The comparison table as a Markdown report with how it was measured."""
     shown = table.astype({"epochs_to_target": "object"}).fillna({"epochs_to_target": "not reached"})
     # Final losses span orders of magnitude: four decimals would show Adam's as 0.0000, and
@@ -144,16 +170,22 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 def loss_curves_plot(report: Mapping[str, Any], *results: dict[str, Any]) -> plt.Figure:
     """Every optimizer's training and validation loss and validation accuracy per epoch."""
-    figure = plot_histories(results, ["train_loss", "val_loss", "val_accuracy"], "Optimizers: phone-price MLP")
+    figure = plot_histories(
+        results, ["train_loss", "val_loss", "val_accuracy"], "Optimizers: phone-price MLP"
+    )
     accuracy_axis = figure.axes[-1]
-    accuracy_axis.axhline(report["target_val_accuracy"], color="grey", linestyle=":", label="target")
+    accuracy_axis.axhline(
+        report["target_val_accuracy"], color="grey", linestyle=":", label="target"
+    )
     return figure
 
 
 # ---- exponentially weighted average ------------------------------------------------------
 
 
-def exponentially_weighted_average(values: Sequence[float], beta: float, bias_correction: bool) -> list[float]:
+def exponentially_weighted_average(
+    values: Sequence[float], beta: float, bias_correction: bool
+) -> list[float]:
     """v_t = β·v_{t−1} + (1−β)·θ_t from v_0 = 0; divided by 1−βᵗ when bias-corrected."""
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
         raise ValueError(f"optimizers_ewa.betas: each β must be a number in [0, 1), got {beta!r}")
@@ -169,7 +201,9 @@ def draw_temperatures(ewa: Mapping[str, Any]) -> pd.DataFrame:
     # A generator of its own gives the same numbers without reseeding the global one.
     generator = torch.Generator().manual_seed(ewa["seed"])
     temperatures = torch.randn(ewa["days"], generator=generator) * ewa["scale"]
-    return pd.DataFrame({"day": np.arange(1, ewa["days"] + 1), "temperature": temperatures.double().numpy()})
+    return pd.DataFrame(
+        {"day": np.arange(1, ewa["days"] + 1), "temperature": temperatures.double().numpy()}
+    )
 
 
 def ewa_column(beta: float, bias_correction: bool) -> str:
@@ -191,13 +225,24 @@ def average_temperatures(temperatures: pd.DataFrame, ewa: Mapping[str, Any]) -> 
 def plot_temperatures(table: pd.DataFrame, ewa: Mapping[str, Any]) -> plt.Figure:
     """Temperatures as points, each average as a line (dashed: without bias correction)."""
     figure, axis = plt.subplots(figsize=(9, 4.5))
-    axis.scatter(table["day"], table["temperature"], color="black", s=14, label="temperature", zorder=3)
+    axis.scatter(
+        table["day"], table["temperature"], color="black", s=14, label="temperature", zorder=3
+    )
     for index, beta in enumerate(ewa["betas"]):
         color = f"C{index}"
         axis.plot(table["day"], table[ewa_column(beta, False)], color=color, linestyle="--",
                   label=f"β = {beta}, no bias correction")  # fmt: skip
-        axis.plot(table["day"], table[ewa_column(beta, True)], color=color, label=f"β = {beta}, bias-corrected")
-    axis.set(title="Exponentially weighted average of daily temperatures", xlabel="day", ylabel="temperature")
+        axis.plot(
+            table["day"],
+            table[ewa_column(beta, True)],
+            color=color,
+            label=f"β = {beta}, bias-corrected",
+        )
+    axis.set(
+        title="Exponentially weighted average of daily temperatures",
+        xlabel="day",
+        ylabel="temperature",
+    )
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -216,7 +261,9 @@ def _surface(trajectories: Mapping[str, Any], name: str) -> Surface:
     if missing:
         raise ValueError(f"{where}: missing setting(s) {missing}")
     start, steps = setup["start"], setup["steps"]
-    if len(start) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in start):
+    if len(start) != 2 or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in start
+    ):
         raise ValueError(f"{where}.start must be two numbers [x, y], got {start!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"{where}.steps must be a positive integer, got {steps!r}")
@@ -230,7 +277,7 @@ def optimizer_paths(trajectories: Mapping[str, Any]) -> Paths:
         surface = _surface(trajectories, name)
         paths[name] = {
             key: torch_path(surface, setup["start"], optimizer, setup["steps"],
-                            f"optimizers_trajectories.{name}.optimizers.{key}")
+                            where=f"optimizers_trajectories.{name}.optimizers.{key}")
             for key, optimizer in setup["optimizers"].items()
         }  # fmt: skip
     return paths
@@ -255,7 +302,9 @@ def trajectory_summary(paths: Paths, trajectories: Mapping[str, Any]) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def _contour(axis: plt.Axes, surface: Surface, paths: Sequence[np.ndarray], minimum: Sequence[float]) -> None:
+def _contour(
+    axis: plt.Axes, surface: Surface, paths: Sequence[np.ndarray], minimum: Sequence[float]
+) -> None:
     points = np.vstack([*paths, [minimum]])
     low, high = points.min(axis=0), points.max(axis=0)
     margin = 0.15 * np.maximum(high - low, 1e-3)
@@ -273,7 +322,9 @@ def _minimum(function: Mapping[str, Any]) -> list[float]:
     return [a, a * a] if function["kind"] == "rosenbrock" else [0.0, 0.0]
 
 
-def _draw_paths(axis: plt.Axes, paths: Mapping[str, np.ndarray], styles: Mapping[str, dict] | None = None) -> None:
+def _draw_paths(
+    axis: plt.Axes, paths: Mapping[str, np.ndarray], styles: Mapping[str, dict] | None = None
+) -> None:
     for index, (label, path) in enumerate(paths.items()):
         # Markers show the step lengths; on long paths they would only hide the lines.
         marker = "o" if len(path) <= 100 else None
@@ -281,7 +332,9 @@ def _draw_paths(axis: plt.Axes, paths: Mapping[str, np.ndarray], styles: Mapping
                  **(styles or {}).get(label, {})}  # fmt: skip
         axis.plot(path[:, 0], path[:, 1], label=label, **style)
         # Where each path ends, visible even where later paths are drawn over it.
-        axis.plot(*path[-1], marker="X", markersize=9, color=style["color"], markeredgecolor="white")
+        axis.plot(
+            *path[-1], marker="X", markersize=9, color=style["color"], markeredgecolor="white"
+        )
     first = next(iter(paths.values()))
     axis.plot(*first[0], marker="s", color="black", linestyle="none", label="start")
 
@@ -291,8 +344,15 @@ def plot_trajectories(paths: Paths, trajectories: Mapping[str, Any]) -> plt.Figu
     figure, axes = plt.subplots(1, len(paths), figsize=(7 * len(paths), 5.5), squeeze=False)
     for axis, (name, by_optimizer) in zip(axes[0], paths.items()):
         setup = trajectories[name]
-        _contour(axis, _surface(trajectories, name), list(by_optimizer.values()), _minimum(setup["function"]))
-        _draw_paths(axis, {f"{k}: {_settings(setup['optimizers'][k])}": p for k, p in by_optimizer.items()})
+        _contour(
+            axis,
+            _surface(trajectories, name),
+            list(by_optimizer.values()),
+            _minimum(setup["function"]),
+        )
+        _draw_paths(
+            axis, {f"{k}: {_settings(setup['optimizers'][k])}": p for k, p in by_optimizer.items()}
+        )
         axis.set(title=f"{name.replace('_', ' ')}, {setup['steps']} steps", xlabel="x", ylabel="y")
         axis.legend(fontsize=7, loc="best")
     figure.suptitle("torch.optim optimizers on two-variable functions")
@@ -306,7 +366,10 @@ def plot_trajectories(paths: Paths, trajectories: Mapping[str, Any]) -> plt.Figu
 def formula_pair_paths(pairs: Mapping[str, Any], trajectories: Mapping[str, Any]) -> Paths:
     """The lesson's momentum and Adam next to ``torch.optim`` settings, same start and steps."""
     surface = _surface(trajectories, pairs["function"])
-    start, steps = trajectories[pairs["function"]]["start"], trajectories[pairs["function"]]["steps"]
+    start, steps = (
+        trajectories[pairs["function"]]["start"],
+        trajectories[pairs["function"]]["steps"],
+    )
     where = "optimizers_formula_pairs"
     lr, beta = pairs["momentum"]["lr"], pairs["momentum"]["beta"]
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
@@ -319,17 +382,17 @@ def formula_pair_paths(pairs: Mapping[str, Any], trajectories: Mapping[str, Any]
             f"lesson: v = βv + (1−β)∇L, lr={lr}, β={beta}": lesson_momentum_path(surface, start, lr, beta, steps),
             f"SGD(lr={lr}, momentum={beta}, dampening={1 - beta:.2g})": torch_path(
                 surface, start, {"name": "SGD", "lr": lr, "momentum": beta, "dampening": 1 - beta}, steps,
-                f"{where}.momentum"),
+                where=f"{where}.momentum"),
             f"SGD(lr={lr * (1 - beta):.3g}, momentum={beta})": torch_path(
                 surface, start, {"name": "SGD", "lr": lr * (1 - beta), "momentum": beta}, steps,
-                f"{where}.momentum"),
+                where=f"{where}.momentum"),
         },
         "adam": {
             f"lesson: no bias correction, lr={adam['lr']}": lesson_adam_path(
-                surface, start, adam["lr"], betas, adam["eps"], steps),
-            f"Adam(lr={adam['lr']}) (bias-corrected)": torch_path(surface, start, torch_adam, steps, f"{where}.adam"),
+                surface, start, adam["lr"], betas, eps=adam["eps"], steps=steps),
+            f"Adam(lr={adam['lr']}) (bias-corrected)": torch_path(surface, start, torch_adam, steps, where=f"{where}.adam"),
             "Adam + LambdaLR (1−β₁ᵗ)/√(1−β₂ᵗ)": torch_path(
-                surface, start, torch_adam, steps, f"{where}.adam", schedule=uncorrected_adam_factor(betas)),
+                surface, start, torch_adam, steps, where=f"{where}.adam", schedule=uncorrected_adam_factor(betas)),
         },
     }  # fmt: skip
 
@@ -349,7 +412,9 @@ def formula_pair_summary(paths: Paths) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_formula_pairs(paths: Paths, pairs: Mapping[str, Any], trajectories: Mapping[str, Any]) -> plt.Figure:
+def plot_formula_pairs(
+    paths: Paths, pairs: Mapping[str, Any], trajectories: Mapping[str, Any]
+) -> plt.Figure:
     """One panel per pair: the lesson's path solid, PyTorch's settings over it."""
     surface = _surface(trajectories, pairs["function"])
     minimum = _minimum(trajectories[pairs["function"]]["function"])

@@ -50,7 +50,9 @@ def _trainings() -> Pipeline:
         name="check_variants",
         namespace="optimizers",
     )  # fmt: skip
-    variants = [Pipeline(variant_pipeline("optimizers", name), inputs=_CHECKED) for name in VARIANTS]
+    variants = [
+        Pipeline(variant_pipeline("optimizers", name), inputs=_CHECKED) for name in VARIANTS
+    ]
     results = [f"optimizers.{name}.result" for name in VARIANTS]
     report = Pipeline(
         [

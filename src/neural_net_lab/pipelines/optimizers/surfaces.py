@@ -38,7 +38,9 @@ def build_surface(config: Mapping[str, Any], where: str) -> Surface:
     """``{kind: rosenbrock, a: 1, b: 100}`` → f(x, y); an unknown kind or setting names ``where``."""
     kind = config.get("kind")
     if kind not in SURFACES:
-        raise ValueError(f"{where}.kind: unknown function {kind!r}; choose one of {sorted(SURFACES)}")
+        raise ValueError(
+            f"{where}.kind: unknown function {kind!r}; choose one of {sorted(SURFACES)}"
+        )
     settings = {k: v for k, v in config.items() if k != "kind"}
     try:
         return SURFACES[kind](**settings)
@@ -57,6 +59,7 @@ def torch_path(
     start: list[float],
     optimizer: Mapping[str, Any],
     steps: int,
+    *,
     where: str = "optimizer",
     schedule: Callable[[int], float] | None = None,
 ) -> np.ndarray:
@@ -99,6 +102,7 @@ def lesson_adam_path(
     start: list[float],
     lr: float,
     betas: tuple[float, float],
+    *,
     eps: float,
     steps: int,
 ) -> np.ndarray:
