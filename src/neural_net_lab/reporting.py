@@ -10,13 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: plots are files, never windows
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib import pyplot as plt
 
 
 def results_table(results: Sequence[dict[str, Any]], metrics: Sequence[str]) -> pd.DataFrame:

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: plots are files, never windows
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib import pyplot as plt
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
     ConfusionMatrixDisplay,
     accuracy_score,
     classification_report,
@@ -20,8 +16,8 @@ from sklearn.metrics import (  # noqa: E402
     precision_recall_fscore_support,
 )
 
-from neural_net_lab.engine.data import predict_logits, to_tensors  # noqa: E402
-from neural_net_lab.engine.model import load_mlp  # noqa: E402
+from neural_net_lab.engine.data import predict_logits, to_tensors
+from neural_net_lab.engine.model import load_mlp
 
 
 def _scores(labels: np.ndarray, predicted: np.ndarray, prefix: str) -> dict[str, float]:
