@@ -216,3 +216,12 @@ def test_bad_strategy_is_named(source_state, new_market, columns, strategy, mess
     with pytest.raises(ValueError, match=message):
         run_strategy(new_market["train"], new_market["test"], [], pretrained, MODEL, TRAINING,
                      transfer, strategy, columns)  # fmt: skip
+
+
+def test_a_strategy_block_without_a_pipeline_instance_is_named(source_state, new_market, columns):
+    strategies = {"freeze": FREEZE, "finetune": FINETUNE, "scratch": SCRATCH, "warmup": FINETUNE}
+    transfer = {"target": TARGET, "learning_curve": {}, "training": {}, "strategies": strategies}
+    pretrained = prepare_source_model(source_state, MODEL, columns)
+    with pytest.raises(ValueError, match=r"blocks \['finetune', 'freeze', 'scratch', 'warmup'\]"):
+        run_strategy(new_market["train"], new_market["test"], [], pretrained, MODEL, TRAINING,
+                     transfer, FREEZE, columns)  # fmt: skip

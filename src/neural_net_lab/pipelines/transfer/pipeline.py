@@ -11,6 +11,7 @@ from kedro.pipeline import Node, Pipeline
 from neural_net_lab.pipelines.data_processing.nodes import split_data, standardize
 
 from .nodes import (
+    STRATEGIES,
     draw_learning_curve,
     prepare_source_model,
     run_strategy,
@@ -19,8 +20,6 @@ from .nodes import (
     validate_new_market,
 )
 
-# Each has a parameter block transfer.strategies.<name>; they differ only in parameters.
-STRATEGIES = ("freeze", "finetune", "scratch")
 SHARED_INPUTS = {
     "new_market_train_set",
     "new_market_test_set",
