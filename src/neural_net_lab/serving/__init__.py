@@ -40,7 +40,7 @@ def network_layers(model: nn.Sequential) -> tuple[list[dict[str, torch.Tensor]],
         raise ValueError(f"the served model needs one LeakyReLU slope, got {sorted(slopes)}")
     layers = [{"weight": m.weight.detach().clone(), "bias": m.bias.detach().clone()}
               for m in model if isinstance(m, nn.Linear)]  # fmt: skip
-    return layers, slopes.pop() if slopes else 0.01
+    return layers, slopes.pop() if slopes else 0.0  # one linear layer: no activation to set
 
 
 def scaler_config(scaler: StandardScaler, features: list[str]) -> dict[str, list[float]]:
@@ -49,8 +49,9 @@ def scaler_config(scaler: StandardScaler, features: list[str]) -> dict[str, list
     if fitted != list(features):
         raise ValueError(f"the scaler was fitted on columns {fitted}, not on {list(features)}")
     n = len(features)
-    mean = scaler.mean_ if scaler.mean_ is not None else np.zeros(n)
-    scale = scaler.scale_ if scaler.scale_ is not None else np.ones(n)
+    # transform() ignores mean_/scale_ when centring/scaling is off, even where they are set.
+    mean = scaler.mean_ if scaler.with_mean else np.zeros(n)
+    scale = scaler.scale_ if scaler.with_std else np.ones(n)
     return {"mean": [float(v) for v in mean], "scale": [float(v) for v in scale]}
 
 

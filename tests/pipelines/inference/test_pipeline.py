@@ -13,6 +13,8 @@ import yaml
 from kedro_datasets.pickle import PickleDataset
 from kedro_datasets_experimental.pytorch import PyTorchDataset
 
+from neural_net_lab.engine.model import mlp_from_params
+from neural_net_lab.hooks import MissingInputError
 from neural_net_lab.pipelines.data_processing.nodes import DataValidationError
 from tests.conftest import FAST_TRAINING, mlflow_client, run_kedro
 
@@ -31,6 +33,11 @@ model.predict(pd.read_csv(sys.argv[1])).to_csv(sys.argv[2], index=False)
 """
 
 
+def configured_model(project) -> dict:
+    """The ``model`` parameters of the project copy."""
+    return yaml.safe_load((project / "conf/base/parameters_training.yml").read_text())["model"]
+
+
 def test_default_run_registers_a_model_that_prices_like_the_batch_pipeline(
     project_copy, columns, tmp_path
 ):
@@ -42,9 +49,7 @@ def test_default_run_registers_a_model_that_prices_like_the_batch_pipeline(
     models = project_copy / "data/06_models"
     state = PyTorchDataset(filepath=str(models / "phone_price_model.pt")).load()
     scaler = PickleDataset(filepath=str(models / "scaler.pkl")).load()
-    model_params = yaml.safe_load((project_copy / "conf/base/parameters_training.yml").read_text())[
-        "model"
-    ]
+    model_params = configured_model(project_copy)
     assert_same_predictions(
         batch, reference_predictions(phones, scaler, state, model_params, columns)
     )
@@ -58,15 +63,26 @@ def test_default_run_registers_a_model_that_prices_like_the_batch_pipeline(
     assert version.run_id == run.info.run_id
 
     output = tmp_path / "served_predictions.csv"
+    phones_csv = str(project_copy / "data/01_raw/phones_to_price.csv")
     loaded = subprocess.run(
-        [sys.executable, "-c", LOAD_WITHOUT_PROJECT, str(project_copy / "data/01_raw/phones_to_price.csv"), str(output)],
+        [sys.executable, "-c", LOAD_WITHOUT_PROJECT, phones_csv, str(output)],
         cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert_same_predictions(pd.read_csv(output), batch)
 
 
-def test_bad_file_stops_the_inference_run_naming_column_and_file(project_copy):
+def test_inference_names_what_is_missing_or_broken(project_copy, model_inputs):
+    with pytest.raises(MissingInputError, match="phone_price_model.*written by the training"):
+        run_kedro(project_copy, "inference")
+
+    # Any scaler and weights of the configured shape will do: the run must stop at validation.
+    models = project_copy / "data/06_models"
+    PickleDataset(filepath=str(models / "scaler.pkl")).save(model_inputs["scaler"])
+    model_params = configured_model(project_copy)
+    PyTorchDataset(filepath=str(models / "phone_price_model.pt")).save(
+        mlp_from_params(model_params)
+    )
     phones = pd.read_csv(project_copy / "data/01_raw/phones_to_price.csv")
     phones.drop(columns="ram").to_csv(project_copy / "data/01_raw/phones_to_price.csv", index=False)
     with pytest.raises(

@@ -104,12 +104,21 @@ def mlflow_models_serve(model_uri: str, tracking_uri: str, log_path: Path) -> It
                 time.sleep(0.25)
             yield base
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+            _stop_group(server)
+
+
+def _stop_group(server: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group, SIGKILL if it lingers."""
+    for sig, wait_s in ((signal.SIGTERM, 15), (signal.SIGKILL, 15)):
+        try:
+            os.killpg(server.pid, sig)
+        except ProcessLookupError:
+            break  # the whole group has already exited
+        try:
+            server.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _answers_ping(base: str) -> bool:
