@@ -7,22 +7,18 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib import pyplot as plt
 
-matplotlib.use("Agg")  # headless: plots are files, never windows
+from neural_net_lab.engine.fit import merge, validate_training_params
+from neural_net_lab.engine.model import mlp_from_params
+from neural_net_lab.engine.optim import build_optimizer
+from neural_net_lab.pipelines.data_processing.nodes import check_feature_table
+from neural_net_lab.reporting import markdown_table, plot_histories, results_table
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
-
-from neural_net_lab.engine.fit import merge, validate_training_params  # noqa: E402
-from neural_net_lab.engine.model import mlp_from_params  # noqa: E402
-from neural_net_lab.engine.optim import build_optimizer  # noqa: E402
-from neural_net_lab.pipelines.data_processing.nodes import check_feature_table  # noqa: E402
-from neural_net_lab.reporting import markdown_table, plot_histories, results_table  # noqa: E402
-
-from .surfaces import (  # noqa: E402
+from .surfaces import (
     Surface,
     build_surface,
     lesson_adam_path,
