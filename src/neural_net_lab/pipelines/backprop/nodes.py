@@ -290,11 +290,23 @@ def _losses_with_unit_moved(
         raise TypeError(f"finite differences need Linear and element-wise layers, got {following}")
     unit = output[:, columns].T  # (copies, rows)
     change = activation(unit + shift) - activation(unit)
-    rank_one = change.unsqueeze(-1) * following.weight.T[columns].unsqueeze(
-        1
-    )  # (copies, rows, out)
+    # (copies, rows, out): the unit's change times its column of the next layer's weight
+    rank_one = change.unsqueeze(-1) * following.weight.T[columns].unsqueeze(1)
     moved = following(activation(output)) + rank_one
     return loss_of_outputs(model[after + 1 :](moved))
+
+
+def _moves(
+    layer: nn.Linear, inputs: torch.Tensor, step: float
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """For each entry of the layer's weight and bias: the output unit that moving it by +h
+    moves, and by how much on each row (``h·input[:, j]`` for weight entry (i, j), h for a bias)."""
+    entries = torch.arange(layer.weight.numel())  # row-major [out, in]: entry = unit · in + input
+    moves = {"weight": (entries // layer.in_features, step * inputs.T[entries % layer.in_features])}
+    if layer.bias is not None:
+        units = torch.arange(layer.out_features)
+        moves["bias"] = (units, torch.full((len(units), len(inputs)), step, dtype=inputs.dtype))
+    return moves
 
 
 def _central_differences(
@@ -306,10 +318,10 @@ def _central_differences(
     """(L(θ + h·e) − L(θ − h·e)) / 2h for every entry of every Linear layer's weight and bias.
 
     Each L(θ ± h·e) is the network's forward pass with one entry moved, computed without
-    redoing what the move leaves unchanged: moving entry (i, j) of a layer's weight moves only
-    unit i of its output, by ±h·input[:, j] (a bias entry by ±h), so the layers below run
-    once and chunks of perturbed copies go through the layers above as one batch.
-    ``loss_of_outputs`` maps outputs (copies, rows, classes) to one loss per copy.
+    redoing what the move leaves unchanged: moving an entry of a layer moves only one unit of
+    its output (see ``_moves``), so the layers below run once and chunks of perturbed copies
+    go through the layers above as one batch. ``loss_of_outputs`` maps outputs
+    (copies, rows, classes) to one loss per copy.
     """
     model.eval()  # dropout off: every method must see the same function
     gradients: Gradients = {}
@@ -321,25 +333,15 @@ def _central_differences(
         for index, (name, layer) in enumerate(model.named_children()):
             output = layer(below)
             if isinstance(layer, nn.Linear):
-                for kind, parameter in layer.named_parameters(recurse=False):
-                    estimates = torch.empty(parameter.numel(), dtype=torch.float64)
-                    for start in range(0, parameter.numel(), chunk):
-                        entries = torch.arange(start, min(start + chunk, parameter.numel()))
-                        if kind == "weight":  # row-major [out, in]: entry = unit · in + input
-                            units = entries // layer.in_features
-                            shift = step * below[:, entries % layer.in_features].T
-                        else:
-                            units = entries
-                            shift = torch.full(
-                                (len(entries), below.shape[0]), step, dtype=below.dtype
-                            )
-                        plus, minus = (
-                            _losses_with_unit_moved(model, index, output, columns=units,
-                                                    shift=sign * shift, loss_of_outputs=loss_of_outputs)
-                            for sign in (1.0, -1.0)
-                        )  # fmt: skip
-                        estimates[start : start + len(entries)] = (plus - minus) / (2 * step)
-                    gradients[f"{name}.{kind}"] = estimates.view(parameter.shape).numpy()
+                moved = partial(_losses_with_unit_moved, model, index, output,
+                                loss_of_outputs=loss_of_outputs)  # fmt: skip
+                for kind, (units, shifts) in _moves(layer, below, step).items():
+                    estimates = [
+                        (moved(columns=u, shift=s) - moved(columns=u, shift=-s)) / (2 * step)
+                        for u, s in zip(units.split(chunk), shifts.split(chunk))
+                    ]
+                    shape = getattr(layer, kind).shape
+                    gradients[f"{name}.{kind}"] = torch.cat(estimates).view(shape).numpy()
             below = output
     return loss, gradients
 
