@@ -40,7 +40,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 log_served_model,
                 inputs=["phone_price_model", "scaler", "phone_prices", "params:model",
                         "params:columns", "params:served_model"],
-                outputs="served_model",
+                outputs="served_model_info",
                 name="log_served_model",
             ),  # fmt: skip
         ],
