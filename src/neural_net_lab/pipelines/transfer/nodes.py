@@ -7,30 +7,26 @@ from collections.abc import Mapping
 from numbers import Real
 from typing import Any
 
-import matplotlib
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib import pyplot as plt
+from mlflow.entities import Metric
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from torch import nn
 
-matplotlib.use("Agg")  # headless: plots are files, never windows
-
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
-from mlflow.entities import Metric  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from torch import nn  # noqa: E402
-
-from neural_net_lab.engine.augmentation import build_augmentation  # noqa: E402
-from neural_net_lab.engine.data import to_tensors  # noqa: E402
-from neural_net_lab.engine.fit import merge, split_accuracy, validate_training_params  # noqa: E402
-from neural_net_lab.engine.model import load_mlp, mlp_from_params  # noqa: E402
-from neural_net_lab.engine.optim import build_optimizer  # noqa: E402
-from neural_net_lab.engine.seeding import seed_everything  # noqa: E402
-from neural_net_lab.engine.tracking import log_child_run  # noqa: E402
-from neural_net_lab.engine.training import train  # noqa: E402
-from neural_net_lab.pipelines.data_processing.nodes import validate_phone_prices  # noqa: E402
-from neural_net_lab.reporting import markdown_table  # noqa: E402
+from neural_net_lab.engine.augmentation import build_augmentation
+from neural_net_lab.engine.data import to_tensors
+from neural_net_lab.engine.fit import merge, split_accuracy, validate_training_params
+from neural_net_lab.engine.model import load_mlp, mlp_from_params
+from neural_net_lab.engine.optim import build_optimizer
+from neural_net_lab.engine.seeding import seed_everything
+from neural_net_lab.engine.tracking import log_child_run
+from neural_net_lab.engine.training import train
+from neural_net_lab.pipelines.data_processing.nodes import validate_phone_prices
+from neural_net_lab.reporting import markdown_table
 
 # One pipeline instance per name, each with its block transfer.strategies.<name>. Kedro builds
 # pipelines before it reads parameters, so a new strategy needs its name here too.
