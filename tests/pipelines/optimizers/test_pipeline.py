@@ -19,7 +19,8 @@ from neural_net_lab.pipelines.optimizers.nodes import (
     formula_pair_paths,
     formula_pair_summary,
 )
-from neural_net_lab.pipelines.optimizers.pipeline import VARIANTS
+from neural_net_lab.pipelines.optimizers.pipeline import SHIPPED_VARIANTS
+from neural_net_lab.pipelines.training.pipeline import variant_names
 from tests.conftest import FAST_TRAINING, PROJECT_ROOT, mlflow_client, run_kedro
 
 PARAMS = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_optimizers.yml").read_text())
@@ -96,7 +97,7 @@ def test_epochs_to_reach():
 def _check(model_inputs, columns, variants):
     return check_variants(
         model_inputs["fit_set"], model_inputs["validation_set"], model_inputs["test_set"],
-        variants, DEFAULTS["model"], DEFAULTS["training"], columns, expected=VARIANTS,
+        variants, DEFAULTS["model"], DEFAULTS["training"], columns,
     )  # fmt: skip
 
 
@@ -119,12 +120,21 @@ def _with(path: str, value):
         ("adam.training.optimizer.betas", [1.5, 0.999], r"optimizers\.adam\.training\.optimizer: Adam\(.*\) was refused"),
         ("rmsprop.training.epochs", 0, r"optimizers\.rmsprop\.training\.epochs must be a positive integer"),
         ("adam.name", "adagrad", r"optimizers\.adam\.name: 'adagrad' is already the name of optimizers\.adagrad"),
-        ("nadam", {"name": "nadam", "training": {"optimizer": {"name": "NAdam"}}}, r"optimizers\.nadam has no training.*VARIANTS"),
+        ("adam.model.hiden_dims", [8], r"optimizers\.adam\.model: unknown model parameter\(s\) \['hiden_dims'\]"),
+        ("sgd.training", 0.1, r"optimizers\.sgd\.training must be a mapping of overrides"),
+        # Every key under `optimizers` is a variant: report settings are refused by name.
+        ("report", {"target_val_accuracy": 0.9}, r"optimizers\.report: unknown key\(s\) \['target_val_accuracy'\].*'optimizers_report'"),
+        ("target_val_accuracy", 0.9, r"optimizers\.target_val_accuracy must be a variant block.*'optimizers_report'"),
     ],
 )  # fmt: skip
 def test_check_variants_names_the_bad_parameter(model_inputs, columns, path, value, message):
     with pytest.raises(ValueError, match=message):
         _check(model_inputs, columns, _with(path, value))
+
+
+def test_check_variants_needs_at_least_one_block(model_inputs, columns):
+    with pytest.raises(ValueError, match="'optimizers' must hold one block per optimizer"):
+        _check(model_inputs, columns, {})
 
 
 def test_check_variants_passes_the_tables_on(model_inputs, columns):
@@ -140,7 +150,22 @@ def _runs(client, experiment_id):
     return parents, children
 
 
-def test_pipeline_logs_one_child_run_per_optimizer(project_copy):
+def test_the_trainings_are_the_parameter_blocks():
+    assert variant_names("optimizers", SHIPPED_VARIANTS, PROJECT_ROOT) == list(PARAMS["optimizers"])
+    # The fallback for a run without a project around it names the same blocks.
+    assert SHIPPED_VARIANTS == tuple(PARAMS["optimizers"])
+
+
+def test_pipeline_logs_one_child_run_per_optimizer(project_copy, monkeypatch):
+    # A sixth optimizer added to the parameters file only: no code knows its name.
+    params_file = project_copy / "conf/base/parameters_optimizers.yml"
+    params = yaml.safe_load(params_file.read_text())
+    params["optimizers"]["nadam"] = {
+        "name": "nadam", "training": {"optimizer": {"name": "NAdam", "lr": 0.002}},
+    }  # fmt: skip
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    variants = params["optimizers"]
+    monkeypatch.chdir(project_copy)  # Kedro finds the project, and its variants, from here
     epochs = FAST["training.epochs"]
     run_kedro(project_copy, "optimizers", FAST)
 
@@ -151,11 +176,10 @@ def test_pipeline_logs_one_child_run_per_optimizer(project_copy):
     assert parent.data.params["optimizers.sgd_momentum.training.optimizer.momentum"] == "0.9"
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     by_name = {c.info.run_name: c for c in children}
-    assert set(by_name) == {PARAMS["optimizers"][key]["name"] for key in VARIANTS}
-    for key in VARIANTS:
-        expected = PARAMS["optimizers"][key]["training"]["optimizer"]
-        child = by_name[PARAMS["optimizers"][key]["name"]]
-        for setting, value in expected.items():
+    assert set(by_name) == {*SHIPPED_VARIANTS, "nadam"}
+    for key, block in variants.items():
+        child = by_name[block["name"]]
+        for setting, value in block["training"]["optimizer"].items():
             assert child.data.params[f"training.optimizer.{setting}"] == str(value), (key, setting)
         assert child.data.params["training.epochs"] == str(epochs)
         for metric in ("train_loss", "val_loss", "val_accuracy"):
@@ -170,7 +194,7 @@ def test_pipeline_logs_one_child_run_per_optimizer(project_copy):
     assert all((project_copy / "data/08_reporting" / name).stat().st_size > 0 for name in reports)
 
     table = pd.read_csv(project_copy / "data/08_reporting/optimizers_comparison.csv")
-    assert list(table["variant"]) == [PARAMS["optimizers"][key]["name"] for key in VARIANTS]
+    assert list(table["variant"]) == [block["name"] for block in variants.values()]
     for row in table.itertuples():
         assert row.test_accuracy == pytest.approx(
             by_name[row.variant].data.metrics["test_accuracy"]
@@ -179,7 +203,8 @@ def test_pipeline_logs_one_child_run_per_optimizer(project_copy):
     assert "| sgd_momentum" in markdown and "epochs_to_target" in markdown
 
 
-def test_unknown_optimizer_stops_the_run_before_any_training(project_copy):
+def test_unknown_optimizer_stops_the_run_before_any_training(project_copy, monkeypatch):
+    monkeypatch.chdir(project_copy)
     with pytest.raises(
         ValueError, match=r"optimizers\.adam\.training\.optimizer\.name: unknown optimizer 'Adamm'"
     ):

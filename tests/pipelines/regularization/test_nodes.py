@@ -162,6 +162,9 @@ VARIANTS = {"none": {"name": "none"}, "l1": {"name": "l1", "training": {"l1_lamb
         ({"x": {"training": {}}}, r"regularization\.x\.name"),
         ({"x": {"name": "y"}, "z": {"name": "y"}}, r"regularization\.z\.name: 'y' is already"),
         ({}, "one block per variant"),
+        # Every key under `regularization` is a variant: report settings are refused by name.
+        ({"report": {"near_zero_threshold": 1e-3}}, r"regularization\.report: unknown key\(s\) \['near_zero_threshold'\].*'regularization_report'"),
+        ({"near_zero_threshold": 1e-3}, r"regularization\.near_zero_threshold must be a variant block.*'regularization_report'"),
     ],
 )  # fmt: skip
 def test_bad_variant_blocks_are_named_before_training(variants, message):

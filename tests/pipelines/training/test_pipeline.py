@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from neural_net_lab.pipelines.training.nodes import history_to_mlflow, split_validation, train_model
+from neural_net_lab.pipelines.training.pipeline import variant_names
+from tests.conftest import PROJECT_ROOT
 
 MODEL = {"input_dim": 20, "hidden_dims": [16], "n_classes": 4}
 TRAINING = {"seed": 3, "epochs": 3, "batch_size": 16, "validation_share": 0.1,
@@ -37,3 +41,37 @@ def test_training_without_validation(model_inputs, columns):
     fit_all, none = split_validation(model_inputs["train_set"], columns, {**TRAINING, "validation_share": 0})
     _, history = train_model(fit_all, none, MODEL, TRAINING, columns)
     assert set(history) == {"train_loss", "seconds"}
+
+
+def _conf(project, env, text):
+    (project / "conf" / env).mkdir(parents=True, exist_ok=True)
+    (project / "conf" / env / "parameters_demo.yml").write_text(text)
+
+
+def test_variant_names_reads_the_blocks_of_the_projects_parameters(tmp_path, monkeypatch):
+    monkeypatch.delenv("KEDRO_ENV", raising=False)
+    project = tmp_path / "project"
+    base = "demo:\n  b: {name: b}\n  a: {name: a}\ndemo_report: {x: 1}\nother: {c: {}}\n"
+    _conf(project, "base", base)
+    _conf(project, "local", "")
+    # File order, the experiment's own keys only; the shipped names are not consulted.
+    assert variant_names("demo", ("shipped",), project) == ["b", "a"]
+    assert variant_names("missing", ("shipped",), project) == []
+    # conf/local (or $KEDRO_ENV) is read over base; Kedro replaces a top-level key whole.
+    _conf(project, "local", "demo:\n  c: {name: c}\n")
+    assert variant_names("demo", ("shipped",), project) == ["c"]
+    _conf(project, "staging", "demo:\n  d: {name: d}\n  a: {name: a}\n")
+    monkeypatch.setenv("KEDRO_ENV", "staging")
+    assert variant_names("demo", ("shipped",), project) == ["d", "a"]
+
+
+def test_variant_names_finds_the_project_from_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("KEDRO_ENV", raising=False)
+    monkeypatch.chdir(tmp_path)  # no Kedro project here or above: the shipped names
+    assert variant_names("demo", ("x", "y"), None) == ["x", "y"]
+    project = tmp_path / "project"
+    _conf(project, "base", "demo:\n  z: {name: z}\n")
+    _conf(project, "local", "")
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", project / "pyproject.toml")
+    monkeypatch.chdir(project / "conf")  # a folder inside the project
+    assert variant_names("demo", ("x", "y")) == ["z"]

@@ -42,50 +42,55 @@ def check_variants(  # noqa: PLR0917 - Kedro passes a node's inputs by position
     model_params: Mapping[str, Any],
     training: Mapping[str, Any],
     columns: Mapping[str, Any],
-    *,
-    expected: Sequence[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Checks every variant's settings and the input tables; passes the tables on unchanged.
 
     The trainings read the tables from this node, so a bad setting in any variant stops the
     run before the first epoch of any of them.
     """
-    missing = [name for name in expected if name not in variants]
-    if missing:
+    if not isinstance(variants, Mapping) or not variants:
         raise ValueError(
-            f"parameters: no block optimizers.{missing[0]} for the variant(s) {missing}"
-        )
-    extra = sorted(set(variants) - set(expected))
-    if extra:
-        raise ValueError(
-            f"parameters: optimizers.{extra[0]} has no training in the pipeline; add {extra} to "
-            "VARIANTS in src/neural_net_lab/pipelines/optimizers/pipeline.py"
+            "parameters 'optimizers' must hold one block per optimizer, e.g. "
+            f"'adam: {{name: adam, training: {{optimizer: {{name: Adam, lr: 0.001}}}}}}'; got {variants!r}"
         )
     names: dict[str, str] = {}
-    for key in expected:
-        block, where = variants[key], f"optimizers.{key}"
-        if (
-            not isinstance(block, Mapping)
-            or not isinstance(block.get("name"), str)
-            or not block["name"]
-        ):
+    for key, block in variants.items():
+        where = f"optimizers.{key}"
+        # Every key under `optimizers` is a variant: report settings have their own block.
+        if not isinstance(block, Mapping):
             raise ValueError(
-                f"{where}.name: each variant needs a name for its MLflow run, got {block!r}"
+                f"{where} must be a variant block with name, model, training; got {block!r} "
+                "(report settings belong in 'optimizers_report')"
             )
         unknown = sorted(set(block) - {"name", "model", "training"})
         if unknown:
-            raise ValueError(f"{where}: unknown key(s) {unknown}; expected name, model, training")
+            raise ValueError(
+                f"{where}: unknown key(s) {unknown}; a variant has name, model, training "
+                "(report settings belong in 'optimizers_report')"
+            )
+        if not isinstance(block.get("name"), str) or not block["name"]:
+            raise ValueError(
+                f"{where}.name: each variant needs a name for its MLflow run, got {block.get('name')!r}"
+            )
         if block["name"] in names:
             raise ValueError(
                 f"{where}.name: {block['name']!r} is already the name of optimizers.{names[block['name']]}"
             )
         names[block["name"]] = key
+        for part in ("model", "training"):
+            if block.get(part) is not None and not isinstance(block[part], Mapping):
+                raise ValueError(
+                    f"{where}.{part} must be a mapping of overrides; got {block[part]!r}"
+                )
         merged = merge(training, block.get("training"))
         # Checks the optimizer's name and settings too (validate_optimizer_config).
         validate_training_params(merged, f"{where}.training")
         # Building the model and its optimizer catches what only the constructors check
         # (Adam's betas below 1, nesterov without momentum) in milliseconds.
-        model = mlp_from_params(merge(model_params, block.get("model")))
+        try:
+            model = mlp_from_params(merge(model_params, block.get("model")))
+        except ValueError as error:
+            raise ValueError(f"{where}.model: {error}") from error
         build_optimizer(model.parameters(), merged["optimizer"], f"{where}.training.optimizer")
     for frame, name in (
         (fit_set, "fit_set"),
@@ -95,7 +100,7 @@ def check_variants(  # noqa: PLR0917 - Kedro passes a node's inputs by position
         check_feature_table(frame, columns, name)
         if columns["target"] not in frame.columns:
             raise ValueError(f"{name}: missing label column '{columns['target']}'")
-    logger.info("Optimizer variants checked: %s", ", ".join(expected))
+    logger.info("Optimizer variants checked: %s", ", ".join(map(str, variants)))
     return fit_set, validation_set, test_set
 
 

@@ -1,18 +1,17 @@
 """optimizers: the phone-price MLP trained once per optimizer (one MLflow child run each), the
 exponentially weighted average, and optimizer paths over two-variable functions.
 
-The split comes from the data_processing and training pipelines' own nodes (the same node
+The trainings are the blocks under ``optimizers`` in the parameters (``variant_names``). The
+split comes from the data_processing and training pipelines' own nodes (the same node
 objects, so composing this pipeline with them adds nothing twice): a fresh checkout runs
 ``kedro run --pipeline optimizers`` on its own.
 """
-
-from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
 from neural_net_lab.pipelines.data_processing.pipeline import create_pipeline as data_processing
 from neural_net_lab.pipelines.training.pipeline import create_pipeline as training
-from neural_net_lab.pipelines.training.pipeline import variant_pipeline
+from neural_net_lab.pipelines.training.pipeline import variant_names, variant_pipeline
 
 from .nodes import (
     average_temperatures,
@@ -30,30 +29,25 @@ from .nodes import (
     trajectory_summary,
 )
 
-# The trainings, one per block ``optimizers.<name>`` of parameters_optimizers.yml. Kedro builds
-# pipelines before it reads parameters, so the list of trainings lives here; what each one
-# trains with (any torch.optim class and its settings) is parameters only. A block without
-# its name here, or a name without its block, stops the run with an error before training.
-VARIANTS = ("sgd", "sgd_momentum", "adagrad", "rmsprop", "adam")
+# The blocks of conf/base/parameters_optimizers.yml, for a run without a project around it.
+SHIPPED_VARIANTS = ("sgd", "sgd_momentum", "adagrad", "rmsprop", "adam")
 
 # The split as the check node hands it on: the trainings read these, so they wait for it.
 _CHECKED = {"fit_set": "optimizers_fit_rows", "validation_set": "optimizers_validation_rows",
             "test_set": "optimizers_test_rows"}  # fmt: skip
 
 
-def _trainings() -> Pipeline:
+def _trainings(names: list[str]) -> Pipeline:
     check = Node(
-        update_wrapper(partial(check_variants, expected=VARIANTS), check_variants),
+        check_variants,
         inputs=["fit_set", "validation_set", "test_set", "params:optimizers", "params:model",
                 "params:training", "params:columns"],
         outputs=list(_CHECKED.values()),
         name="check_variants",
         namespace="optimizers",
     )  # fmt: skip
-    variants = [
-        Pipeline(variant_pipeline("optimizers", name), inputs=_CHECKED) for name in VARIANTS
-    ]
-    results = [f"optimizers.{name}.result" for name in VARIANTS]
+    variants = [Pipeline(variant_pipeline("optimizers", name), inputs=_CHECKED) for name in names]
+    results = [f"optimizers.{name}.result" for name in names]
     report = Pipeline(
         [
             Node(comparison_table, inputs=["params:optimizers_report", *results],
@@ -97,4 +91,5 @@ def _demonstrations() -> Pipeline:
 
 def create_pipeline(**kwargs) -> Pipeline:
     split = data_processing() + training().only_nodes("split_validation")
-    return split + _trainings() + _demonstrations()
+    names = variant_names("optimizers", SHIPPED_VARIANTS)
+    return split + _trainings(names) + _demonstrations()

@@ -36,14 +36,17 @@ def plan_variants(
     plan: dict[str, dict[str, Any]] = {}
     for key, block in variants.items():
         where = f"regularization.{key}"
+        # Every key under `regularization` is a variant: report settings have their own block.
         if not isinstance(block, Mapping):
             raise ValueError(
-                f"{where} must be a mapping with 'name', 'model', 'training'; got {block!r}"
+                f"{where} must be a variant block with 'name', 'model', 'training'; got {block!r} "
+                "(report settings belong in 'regularization_report')"
             )
         unknown = sorted(set(block) - VARIANT_KEYS)
         if unknown:
             raise ValueError(
-                f"{where}: unknown key(s) {unknown}; a variant has {sorted(VARIANT_KEYS)}"
+                f"{where}: unknown key(s) {unknown}; a variant has {sorted(VARIANT_KEYS)} "
+                "(report settings belong in 'regularization_report')"
             )
         name = block.get("name")
         if not isinstance(name, str) or not name:

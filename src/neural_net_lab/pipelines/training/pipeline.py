@@ -1,10 +1,19 @@
 """training: carve a validation share, train the MLP, log its curves and the served model.
 
-``variant_pipeline`` namespaces one training-variant template per experiment variant;
-the optimizers and regularization experiments are built from it.
+``variant_pipeline`` namespaces one training-variant template per experiment variant, and
+``variant_names`` lists an experiment's variants from the parameters; the optimizers and
+regularization experiments are built from them.
 """
 
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from kedro.framework.project import settings
 from kedro.pipeline import Node, Pipeline
+from kedro.utils import find_kedro_project
 
 from .nodes import (
     history_to_mlflow,
@@ -13,6 +22,8 @@ from .nodes import (
     train_model,
     train_variant,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -78,3 +89,32 @@ def variant_pipeline(experiment: str, variant: str) -> Pipeline:
         },
         tags=["training", experiment],
     )
+
+
+def variant_names(
+    experiment: str, shipped: tuple[str, ...], project_path: Path | str | None = None
+) -> list[str]:
+    """The keys of the blocks under ``<experiment>`` in the project's parameters, in file order.
+
+    Kedro builds pipelines before it reads configuration, so the blocks are read here with the
+    project's own config loader: ``conf/base``, then ``$KEDRO_ENV`` or ``conf/local``
+    (``kedro run --env`` and ``--conf-source`` are not seen here). ``--params`` can change a
+    variant's settings but cannot add one. The project is ``project_path`` or the one around the
+    working directory; without one (a packaged run) the ``shipped`` names are used. Errors in
+    the blocks are left to the run's check node, which names them: raising here would break
+    every other pipeline too.
+    """
+    project = project_path or find_kedro_project(Path.cwd())
+    if project is None:
+        logger.warning(
+            "No Kedro project around %s: %s runs its shipped variants %s",
+            Path.cwd(), experiment, list(shipped),
+        )  # fmt: skip
+        return list(shipped)
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(Path(project) / settings.CONF_SOURCE),
+        env=os.environ.get("KEDRO_ENV"),
+        **settings.CONFIG_LOADER_ARGS,
+    )
+    blocks = loader["parameters"].get(experiment)
+    return [str(name) for name in blocks] if hasattr(blocks, "keys") else []
