@@ -101,39 +101,13 @@ def _check(model_inputs, columns, variants):
     )  # fmt: skip
 
 
-def _with(path: str, value):
-    variants = copy.deepcopy(PARAMS["optimizers"])
-    *parents, leaf = path.split(".")
-    node = variants
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[leaf] = value
-    return variants
-
-
-@pytest.mark.parametrize(
-    ("path", "value", "message"),
-    [
-        ("adam.training.optimizer.name", "Adamm", r"optimizers\.adam\.training\.optimizer\.name: unknown optimizer 'Adamm'"),
-        ("sgd.training.optimizer.lr", -0.1, r"optimizers\.sgd\.training\.optimizer\.lr must be a positive number"),
-        ("sgd_momentum.training.optimizer.momentun", 0.9, r"optimizers\.sgd_momentum\.training\.optimizer\.momentun: SGD has no setting"),
-        ("adam.training.optimizer.betas", [1.5, 0.999], r"optimizers\.adam\.training\.optimizer: Adam\(.*\) was refused"),
-        ("rmsprop.training.epochs", 0, r"optimizers\.rmsprop\.training\.epochs must be a positive integer"),
-        ("adam.name", "adagrad", r"optimizers\.adam\.name: 'adagrad' is already the name of optimizers\.adagrad"),
-        ("adam.model.hiden_dims", [8], r"optimizers\.adam\.model: unknown model parameter\(s\) \['hiden_dims'\]"),
-        ("sgd.training", 0.1, r"optimizers\.sgd\.training must be a mapping of overrides"),
-        # Every key under `optimizers` is a variant: report settings are refused by name.
-        ("report", {"target_val_accuracy": 0.9}, r"optimizers\.report: unknown key\(s\) \['target_val_accuracy'\].*'optimizers_report'"),
-        ("target_val_accuracy", 0.9, r"optimizers\.target_val_accuracy must be a variant block.*'optimizers_report'"),
-    ],
-)  # fmt: skip
-def test_check_variants_names_the_bad_parameter(model_inputs, columns, path, value, message):
-    with pytest.raises(ValueError, match=message):
-        _check(model_inputs, columns, _with(path, value))
-
-
-def test_check_variants_needs_at_least_one_block(model_inputs, columns):
-    with pytest.raises(ValueError, match="'optimizers' must hold one block per optimizer"):
+def test_check_variants_refuses_a_bad_block_and_an_empty_mapping(model_inputs, columns):
+    # Every case of the shared block check: tests/pipelines/training/test_variants.py.
+    bad = copy.deepcopy(PARAMS["optimizers"])
+    bad["adam"]["training"]["optimizer"]["name"] = "Adamm"
+    with pytest.raises(ValueError, match=r"optimizers\.adam\.training\.optimizer\.name: unknown optimizer 'Adamm'"):
+        _check(model_inputs, columns, bad)
+    with pytest.raises(ValueError, match="'optimizers' must hold one block per variant"):
         _check(model_inputs, columns, {})
 
 

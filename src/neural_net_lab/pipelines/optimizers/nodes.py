@@ -12,10 +12,8 @@ import pandas as pd
 import torch
 from matplotlib import pyplot as plt
 
-from neural_net_lab.engine.fit import merge, validate_training_params
-from neural_net_lab.engine.model import mlp_from_params
-from neural_net_lab.engine.optim import build_optimizer
 from neural_net_lab.pipelines.data_processing.nodes import check_feature_table
+from neural_net_lab.pipelines.training.nodes import check_variant_blocks
 from neural_net_lab.reporting import markdown_table, plot_histories, results_table
 
 from .surfaces import (
@@ -48,50 +46,7 @@ def check_variants(  # noqa: PLR0917 - Kedro passes a node's inputs by position
     The trainings read the tables from this node, so a bad setting in any variant stops the
     run before the first epoch of any of them.
     """
-    if not isinstance(variants, Mapping) or not variants:
-        raise ValueError(
-            "parameters 'optimizers' must hold one block per optimizer, e.g. "
-            f"'adam: {{name: adam, training: {{optimizer: {{name: Adam, lr: 0.001}}}}}}'; got {variants!r}"
-        )
-    names: dict[str, str] = {}
-    for key, block in variants.items():
-        where = f"optimizers.{key}"
-        # Every key under `optimizers` is a variant: report settings have their own block.
-        if not isinstance(block, Mapping):
-            raise ValueError(
-                f"{where} must be a variant block with name, model, training; got {block!r} "
-                "(report settings belong in 'optimizers_report')"
-            )
-        unknown = sorted(set(block) - {"name", "model", "training"})
-        if unknown:
-            raise ValueError(
-                f"{where}: unknown key(s) {unknown}; a variant has name, model, training "
-                "(report settings belong in 'optimizers_report')"
-            )
-        if not isinstance(block.get("name"), str) or not block["name"]:
-            raise ValueError(
-                f"{where}.name: each variant needs a name for its MLflow run, got {block.get('name')!r}"
-            )
-        if block["name"] in names:
-            raise ValueError(
-                f"{where}.name: {block['name']!r} is already the name of optimizers.{names[block['name']]}"
-            )
-        names[block["name"]] = key
-        for part in ("model", "training"):
-            if block.get(part) is not None and not isinstance(block[part], Mapping):
-                raise ValueError(
-                    f"{where}.{part} must be a mapping of overrides; got {block[part]!r}"
-                )
-        merged = merge(training, block.get("training"))
-        # Checks the optimizer's name and settings too (validate_optimizer_config).
-        validate_training_params(merged, f"{where}.training")
-        # Building the model and its optimizer catches what only the constructors check
-        # (Adam's betas below 1, nesterov without momentum) in milliseconds.
-        try:
-            model = mlp_from_params(merge(model_params, block.get("model")))
-        except ValueError as error:
-            raise ValueError(f"{where}.model: {error}") from error
-        build_optimizer(model.parameters(), merged["optimizer"], f"{where}.training.optimizer")
+    check_variant_blocks("optimizers", variants, model_params, training)
     for frame, name in (
         (fit_set, "fit_set"),
         (validation_set, "validation_set"),

@@ -16,59 +16,22 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from neural_net_lab.engine.fit import merge, validate_training_params
-from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.tracking import flatten_params
+from neural_net_lab.pipelines.training.nodes import check_variant_blocks
 from neural_net_lab.reporting import markdown_table, plot_histories, results_table
-
-VARIANT_KEYS = {"name", "model", "training"}
 
 
 def plan_variants(
     model_params: dict[str, Any], training: dict[str, Any], variants: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
     """Checks every variant block before any training; returns each variant's overrides, flattened."""
-    if not isinstance(variants, Mapping) or not variants:
-        raise ValueError(
-            "parameters 'regularization' must hold one block per variant, e.g. "
-            f"'l1: {{name: l1, training: {{l1_lambda: 0.001}}}}'; got {variants!r}"
-        )
-    plan: dict[str, dict[str, Any]] = {}
-    for key, block in variants.items():
-        where = f"regularization.{key}"
-        # Every key under `regularization` is a variant: report settings have their own block.
-        if not isinstance(block, Mapping):
-            raise ValueError(
-                f"{where} must be a variant block with 'name', 'model', 'training'; got {block!r} "
-                "(report settings belong in 'regularization_report')"
-            )
-        unknown = sorted(set(block) - VARIANT_KEYS)
-        if unknown:
-            raise ValueError(
-                f"{where}: unknown key(s) {unknown}; a variant has {sorted(VARIANT_KEYS)} "
-                "(report settings belong in 'regularization_report')"
-            )
-        name = block.get("name")
-        if not isinstance(name, str) or not name:
-            raise ValueError(
-                f"{where}.name must be a non-empty string (its MLflow run name); got {name!r}"
-            )
-        if name in plan:
-            raise ValueError(f"{where}.name: '{name}' is already another variant's name")
-        for part in ("model", "training"):
-            if block.get(part) is not None and not isinstance(block[part], Mapping):
-                raise ValueError(
-                    f"{where}.{part} must be a mapping of overrides; got {block[part]!r}"
-                )
-        validate_training_params(merge(training, block.get("training")), f"{where}.training")
-        try:
-            mlp_from_params(merge(model_params, block.get("model")))
-        except ValueError as error:
-            raise ValueError(f"{where}.model: {error}") from error
-        plan[name] = flatten_params(
+    check_variant_blocks("regularization", variants, model_params, training)
+    return {
+        block["name"]: flatten_params(
             {"model": block.get("model") or {}, "training": block.get("training") or {}}
         )
-    return plan
+        for block in variants.values()
+    }
 
 
 def dropout_demonstration(demo: dict[str, Any]) -> dict[str, Any]:

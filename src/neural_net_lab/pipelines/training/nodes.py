@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import mlflow
@@ -11,8 +12,14 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from neural_net_lab.engine.fit import fit_classifier, merge, split_accuracy
-from neural_net_lab.engine.model import load_mlp
+from neural_net_lab.engine.fit import (
+    fit_classifier,
+    merge,
+    split_accuracy,
+    validate_training_params,
+)
+from neural_net_lab.engine.model import load_mlp, mlp_from_params
+from neural_net_lab.engine.optim import build_optimizer
 from neural_net_lab.engine.tracking import history_as_metrics, log_child_run
 from neural_net_lab.serving import log_phone_price_classifier
 
@@ -54,6 +61,84 @@ def history_to_mlflow(history: dict[str, list[float]]) -> dict[str, list[dict[st
     return history_as_metrics({k: v for k, v in history.items() if k != "seconds"})
 
 
+VARIANT_KEYS = ("name", "model", "training")
+
+
+def check_variant_block(
+    block: Any,
+    model_params: Mapping[str, Any],
+    training: Mapping[str, Any],
+    where: str = "variant",
+    hint: str = "",
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Checks one variant block; returns its name and its model and training settings.
+
+    The overrides are merged over the defaults and checked whole; the network and its optimizer
+    are built once, which catches in milliseconds what only their constructors check (Adam's
+    betas below 1, nesterov without momentum). Errors name the parameter under ``where``.
+    """
+    if not isinstance(block, Mapping):
+        raise ValueError(
+            f"{where} must be a variant block with name, model, training; got {block!r}{hint}"
+        )
+    unknown = sorted(set(block) - set(VARIANT_KEYS))
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown key(s) {unknown}; a variant has name, model, training{hint}"
+        )
+    name = block.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(
+            f"{where}.name must be a non-empty string (its MLflow run name); got {name!r}"
+        )
+    for part in ("model", "training"):
+        if block.get(part) is not None and not isinstance(block[part], Mapping):
+            raise ValueError(f"{where}.{part} must be a mapping of overrides; got {block[part]!r}")
+    model_cfg = merge(model_params, block.get("model"))
+    training_cfg = merge(training, block.get("training"))
+    validate_training_params(training_cfg, f"{where}.training")  # optimizer name and settings too
+    try:
+        model = mlp_from_params(model_cfg)
+    except ValueError as error:
+        raise ValueError(f"{where}.model: {error}") from error
+    build_optimizer(model.parameters(), training_cfg["optimizer"], f"{where}.training.optimizer")
+    return name, model_cfg, training_cfg
+
+
+def check_variant_blocks(
+    experiment: str,
+    variants: Mapping[str, Any],
+    model_params: Mapping[str, Any],
+    training: Mapping[str, Any],
+) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Checks every block under ``experiment``; returns run name → (model, training) settings.
+
+    Run before any training, so that a bad block stops the run before the first epoch.
+    """
+    if not isinstance(variants, Mapping) or not variants:
+        raise ValueError(
+            f"parameters '{experiment}' must hold one block per variant, e.g. "
+            "'<key>: {name: <MLflow run name>, model: {<overrides>}, training: {<overrides>}}'; "
+            f"got {variants!r}"
+        )
+    # Every key under the experiment is a variant: report settings have their own block.
+    hint = f" (report settings belong in '{experiment}_report')"
+    checked: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    keys: dict[str, str] = {}
+    for key, block in variants.items():
+        where = f"{experiment}.{key}"
+        name, model_cfg, training_cfg = check_variant_block(
+            block, model_params, training, where, hint
+        )
+        if name in keys:
+            raise ValueError(
+                f"{where}.name: {name!r} is already the name of {experiment}.{keys[name]}"
+            )
+        keys[name] = key
+        checked[name] = (model_cfg, training_cfg)
+    return checked
+
+
 def train_variant(
     fit_set: pd.DataFrame,
     validation_set: pd.DataFrame,
@@ -62,24 +147,19 @@ def train_variant(
     training: dict[str, Any],
     variant: dict[str, Any],
     columns: dict[str, Any],
+    *,
+    where: str = "variant",
 ) -> dict[str, Any]:
     """Trains one variant of an experiment (defaults + the variant's overrides) as a child run.
 
-    ``variant`` holds ``name`` and optional ``model`` and ``training`` overrides. Returns its
-    settings, history and final metrics for the experiment's report; test accuracy is
-    reported, never used to choose.
+    ``variant`` holds ``name`` and optional ``model`` and ``training`` overrides; ``where`` is
+    its parameter block, named by errors. Returns its settings, history and final metrics for
+    the experiment's report; test accuracy is reported, never used to choose.
     """
-    name = variant.get("name")
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"each variant needs a 'name'; got {variant!r}")
-    unknown = sorted(set(variant) - {"name", "model", "training"})
-    if unknown:
-        raise ValueError(f"variant '{name}': unknown key(s) {unknown}; use model/training blocks")
-    model_cfg = merge(model_params, variant.get("model"))
-    training_cfg = merge(training, variant.get("training"))
+    name, model_cfg, training_cfg = check_variant_block(variant, model_params, training, where)
     model, history, seconds = fit_classifier(
         fit_set, validation_set, model_cfg, training_cfg, columns,
-        description=name, where=f"{name}.training",
+        description=name, where=f"{where}.training",
     )  # fmt: skip
     metrics = {
         "final_train_loss": history["train_loss"][-1],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial, update_wrapper
 from pathlib import Path
 
 from kedro.framework.project import settings
@@ -66,10 +67,13 @@ def variant_pipeline(experiment: str, variant: str) -> Pipeline:
     block ``<experiment>.<variant>`` (a ``name`` for its MLflow child run and ``model`` /
     ``training`` overrides), and outputs ``<experiment>.<variant>.result``.
     """
+    # Errors name the variant's parameter block, which the node's inputs do not tell it; the
+    # wrapper keeps train_variant's name and source for logs and kedro viz.
+    train = update_wrapper(partial(train_variant, where=f"{experiment}.{variant}"), train_variant)
     template = Pipeline(
         [
             Node(
-                train_variant,
+                train,
                 inputs=["fit_set", "validation_set", "test_set", "params:model",
                         "params:training", "params:variant", "params:columns"],
                 outputs="result",
