@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import mlflow
@@ -31,21 +32,33 @@ def history_as_metrics(history: Mapping[str, list[float]]) -> dict[str, list[dic
             for key, values in history.items()}  # fmt: skip
 
 
-def log_child_run(
-    run_name: str,
-    params: Mapping[str, Any],
-    history: Mapping[str, list[float]],
-    metrics: Mapping[str, float],
-) -> str | None:
-    """Logs one variant as a child of the active (Kedro) run; returns its run id.
+@contextmanager
+def child_run(run_name: str, params: Mapping[str, Any]) -> Iterator[str | None]:
+    """A child run of the active (Kedro) run around one variant's training; yields its run id.
 
-    Params are flattened, every history key becomes a metric with one step per epoch, so
-    that selecting sibling runs in the MLflow UI overlays their curves. Without an active
-    run (tracking switched off) nothing is logged.
+    Open while the variant trains, so that MLflow shows it RUNNING and its real duration;
+    params (flattened) are logged at the start. An exception inside ends it FAILED and goes on.
+    Without an active run (tracking switched off) nothing is logged and it yields None.
     """
     if mlflow.active_run() is None:
         logger.info("No active MLflow run: %s is not tracked", run_name)
-        return None
+        yield None
+        return
+    with mlflow.start_run(run_name=run_name, nested=True) as run:
+        mlflow.log_params({k: str(v)[:6000] for k, v in flatten_params(params).items()})
+        yield run.info.run_id
+
+
+def log_history_and_metrics(
+    run_id: str | None, history: Mapping[str, list[float]], metrics: Mapping[str, float]
+) -> None:
+    """Logs per-epoch curves and final metrics into a run (a ``child_run``); nothing without one.
+
+    Every history key becomes a metric with one step per epoch, so that selecting sibling runs
+    in the MLflow UI overlays their curves.
+    """
+    if run_id is None:
+        return
     now = int(time.time() * 1000)
     entries = [Metric(key, float(value), now, step)
                for key, values in history.items() for step, value in enumerate(values)]  # fmt: skip
@@ -53,9 +66,6 @@ def log_child_run(
     # logging it again would add a stray point at step 0 to the curve.
     entries += [Metric(key, float(value), now, 0)
                 for key, value in metrics.items() if key not in history]  # fmt: skip
-    with mlflow.start_run(run_name=run_name, nested=True) as run:
-        mlflow.log_params({k: str(v)[:6000] for k, v in flatten_params(params).items()})
-        client = mlflow.MlflowClient()
-        for start in range(0, len(entries), 1000):  # log_batch takes 1000 metrics at most
-            client.log_batch(run.info.run_id, metrics=entries[start : start + 1000])
-    return run.info.run_id
+    client = mlflow.MlflowClient()
+    for start in range(0, len(entries), 1000):  # log_batch takes 1000 metrics at most
+        client.log_batch(run_id, metrics=entries[start : start + 1000])

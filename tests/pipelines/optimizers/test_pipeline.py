@@ -159,6 +159,12 @@ def test_pipeline_logs_one_child_run_per_optimizer(project_copy, monkeypatch):
         for metric in ("train_loss", "val_loss", "val_accuracy"):
             steps = [m.step for m in client.get_metric_history(child.info.run_id, metric)]
             assert sorted(steps) == list(range(epochs)), (key, metric)
+        # The child run is open while its variant trains: its duration covers the training
+        # (start and end are whole milliseconds, hence the 1 ms).
+        assert child.info.status == "FINISHED"
+        duration_ms = child.info.end_time - child.info.start_time
+        assert duration_ms > 0
+        assert duration_ms >= child.data.metrics["training_seconds"] * 1000 - 1, key
 
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     reports = {"optimizers_comparison.csv", "optimizers_comparison.md", "optimizers_loss_curves.png",

@@ -62,6 +62,11 @@ def test_transfer_asks_for_the_trained_model_then_runs_every_strategy(project_co
         (s, n) for s in ("finetune", "freeze", "logistic_regression", "scratch") for n in (30, 300)
     )
     assert table["test_accuracy"].between(0, 1).all() and (table["training_seconds"] > 0).all()
+    # Each child run is open while its strategy trains (one fit per curve point here).
+    for name, child in children.items():
+        fits_ms = table.loc[table["strategy"] == name, "training_seconds"].sum() * 1000
+        assert child.info.status == "FINISHED"
+        assert child.info.end_time - child.info.start_time >= fits_ms - 1, name
     assert "| finetune" in (reporting / "transfer_learning_curve.md").read_text()
 
     # The saved fine-tuned model is the one the child run scored on the new market's test rows.

@@ -20,7 +20,7 @@ from neural_net_lab.engine.fit import (
 )
 from neural_net_lab.engine.model import load_mlp, mlp_from_params
 from neural_net_lab.engine.optim import build_optimizer
-from neural_net_lab.engine.tracking import history_as_metrics, log_child_run
+from neural_net_lab.engine.tracking import child_run, history_as_metrics, log_history_and_metrics
 from neural_net_lab.serving import log_phone_price_classifier
 
 logger = logging.getLogger(__name__)
@@ -157,20 +157,21 @@ def train_variant(
     the experiment's report; test accuracy is reported, never used to choose.
     """
     name, model_cfg, training_cfg = check_variant_block(variant, model_params, training, where)
-    model, history, seconds = fit_classifier(
-        fit_set, validation_set, model_cfg, training_cfg, columns,
-        description=name, where=f"{where}.training",
-    )  # fmt: skip
-    metrics = {
-        "final_train_loss": history["train_loss"][-1],
-        "train_accuracy": split_accuracy(model, fit_set, columns),
-        "test_accuracy": split_accuracy(model, test_set, columns),
-        "training_seconds": seconds,
-    }
-    if history.get("val_accuracy"):
-        metrics["val_accuracy"] = history["val_accuracy"][-1]
-        metrics["best_val_accuracy"] = max(history["val_accuracy"])
-    run_id = log_child_run(name, {"model": model_cfg, "training": training_cfg}, history, metrics)
+    with child_run(name, {"model": model_cfg, "training": training_cfg}) as run_id:
+        model, history, seconds = fit_classifier(
+            fit_set, validation_set, model_cfg, training_cfg, columns,
+            description=name, where=f"{where}.training",
+        )  # fmt: skip
+        metrics = {
+            "final_train_loss": history["train_loss"][-1],
+            "train_accuracy": split_accuracy(model, fit_set, columns),
+            "test_accuracy": split_accuracy(model, test_set, columns),
+            "training_seconds": seconds,
+        }
+        if history.get("val_accuracy"):
+            metrics["val_accuracy"] = history["val_accuracy"][-1]
+            metrics["best_val_accuracy"] = max(history["val_accuracy"])
+        log_history_and_metrics(run_id, history, metrics)
     return {
         "name": name,
         "model": model_cfg,

@@ -23,7 +23,7 @@ from neural_net_lab.engine.fit import merge, split_accuracy, validate_training_p
 from neural_net_lab.engine.model import load_mlp, mlp_from_params
 from neural_net_lab.engine.optim import build_optimizer
 from neural_net_lab.engine.seeding import seed_everything
-from neural_net_lab.engine.tracking import log_child_run
+from neural_net_lab.engine.tracking import child_run, log_history_and_metrics
 from neural_net_lab.engine.training import train
 from neural_net_lab.pipelines.data_processing.nodes import validate_phone_prices
 from neural_net_lab.reporting import markdown_table
@@ -228,33 +228,6 @@ def run_strategy(
             "transfer.training.optimizer.lr must be set: the parameter groups scale it"
         )
     columns = target_columns(columns, transfer["target"])
-    points, final = [], None
-    for point in subsets:
-        subset = train_set.iloc[point["index"]]
-        model, history, seconds = fit_strategy(
-            subset, pretrained, model_params=model_params, training=training_cfg,
-            strategy=strategy, columns=columns, seed=training_cfg["seed"] + point["repeat"],
-        )  # fmt: skip
-        points.append({
-            "strategy": strategy["name"], "rows": point["rows"], "repeat": point["repeat"],
-            "train_accuracy": split_accuracy(model, subset, columns),
-            "test_accuracy": split_accuracy(model, test_set, columns),
-            "training_seconds": seconds,
-        })  # fmt: skip
-        if point["rows"] == len(train_set) and point["repeat"] == 0:
-            final = (model, history, points[-1]["test_accuracy"])
-    model, history, final_accuracy = final
-    curve = (
-        pd.DataFrame(points)
-        .groupby("rows")
-        .agg(
-            test_accuracy=("test_accuracy", "mean"), training_seconds=("training_seconds", "median")
-        )
-    )
-    metrics = {"test_accuracy": final_accuracy}  # the saved model's; curve points are means
-    for rows, row in curve.iterrows():
-        metrics[f"test_accuracy_{rows}_rows"] = row["test_accuracy"]
-        metrics[f"training_seconds_{rows}_rows"] = row["training_seconds"]
     params = {
         "strategy": strategy,
         # validation_share is not used: all the few rows train, the test split scores.
@@ -262,14 +235,43 @@ def run_strategy(
         "model": {**model_params, "n_classes": len(columns["classes"])},
         "learning_curve": transfer["learning_curve"],
     }
-    run_id = log_child_run(strategy["name"], params, history, metrics)
-    if run_id is not None:
-        # The curve as metric histories with step = training rows: sibling runs overlay in the UI.
-        now = int(time.time() * 1000)
-        mlflow.MlflowClient().log_batch(run_id, metrics=[
-            Metric(f"curve_{key}", float(row[key]), now, int(rows))
-            for rows, row in curve.iterrows() for key in ("test_accuracy", "training_seconds")
-        ])  # fmt: skip
+    with child_run(strategy["name"], params) as run_id:
+        points, final = [], None
+        for point in subsets:
+            subset = train_set.iloc[point["index"]]
+            model, history, seconds = fit_strategy(
+                subset, pretrained, model_params=model_params, training=training_cfg,
+                strategy=strategy, columns=columns, seed=training_cfg["seed"] + point["repeat"],
+            )  # fmt: skip
+            points.append({
+                "strategy": strategy["name"], "rows": point["rows"], "repeat": point["repeat"],
+                "train_accuracy": split_accuracy(model, subset, columns),
+                "test_accuracy": split_accuracy(model, test_set, columns),
+                "training_seconds": seconds,
+            })  # fmt: skip
+            if point["rows"] == len(train_set) and point["repeat"] == 0:
+                final = (model, history, points[-1]["test_accuracy"])
+        model, history, final_accuracy = final
+        curve = (
+            pd.DataFrame(points)
+            .groupby("rows")
+            .agg(
+                test_accuracy=("test_accuracy", "mean"),
+                training_seconds=("training_seconds", "median"),
+            )
+        )
+        metrics = {"test_accuracy": final_accuracy}  # the saved model's; curve points are means
+        for rows, row in curve.iterrows():
+            metrics[f"test_accuracy_{rows}_rows"] = row["test_accuracy"]
+            metrics[f"training_seconds_{rows}_rows"] = row["training_seconds"]
+        log_history_and_metrics(run_id, history, metrics)
+        if run_id is not None:
+            # The curve as histories with step = training rows: sibling runs overlay in the UI.
+            now = int(time.time() * 1000)
+            mlflow.MlflowClient().log_batch(run_id, metrics=[
+                Metric(f"curve_{key}", float(row[key]), now, int(rows))
+                for rows, row in curve.iterrows() for key in ("test_accuracy", "training_seconds")
+            ])  # fmt: skip
     return model, {"name": strategy["name"], "strategy": strategy, "points": points,
                    "history": history, "metrics": metrics, "mlflow_run_id": run_id}  # fmt: skip
 
