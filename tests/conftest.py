@@ -48,8 +48,9 @@ def raw_phones() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def model_inputs(raw_phones) -> dict[str, pd.DataFrame]:
-    """Standardized splits of the shipped table, made by the data_processing nodes."""
+def model_inputs(raw_phones) -> dict[str, Any]:
+    """Standardized splits of the shipped table, made by the data_processing nodes, and the
+    scaler's parameters as fit_scaler returns them (what the catalog persists as JSON)."""
     params = {"train_share": 0.8, "random_state": 66, "min_rows_per_class": 10}
     validated = validate_phone_prices(raw_phones, COLUMNS, params)
     train, test = split_data(validated, COLUMNS, params)

@@ -1,8 +1,8 @@
 """The served phone-price model: scaler + network + label handling as one MLflow pyfunc model.
 
-``log_phone_price_classifier`` turns the training run's scaler and network into the artifacts
-of ``phone_price_classifier.py`` (a self-contained "model from code") and logs and registers
-it in the active MLflow run.
+``log_phone_price_classifier`` turns the persisted scaler parameters and the trained network
+into the artifacts of ``phone_price_classifier.py`` (a self-contained "model from code") and
+logs and registers it in the active MLflow run.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,9 @@ import pandas as pd
 import torch
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import AnyType, ColSpec, Schema
-from sklearn.preprocessing import StandardScaler
 from torch import nn
+
+from neural_net_lab.pipelines.data_processing.nodes import scaler_arrays
 
 MODEL_CODE = Path(__file__).with_name("phone_price_classifier.py")
 
@@ -43,16 +45,10 @@ def network_layers(model: nn.Sequential) -> tuple[list[dict[str, torch.Tensor]],
     return layers, slopes.pop() if slopes else 0.0  # one linear layer: no activation to set
 
 
-def scaler_config(scaler: StandardScaler, features: list[str]) -> dict[str, list[float]]:
-    """The fitted scaler's mean and scale in the order of ``features``."""
-    fitted = list(getattr(scaler, "feature_names_in_", features))
-    if fitted != list(features):
-        raise ValueError(f"the scaler was fitted on columns {fitted}, not on {list(features)}")
-    n = len(features)
-    # transform() ignores mean_/scale_ when centring/scaling is off, even where they are set.
-    mean = scaler.mean_ if scaler.with_mean else np.zeros(n)
-    scale = scaler.scale_ if scaler.with_std else np.ones(n)
-    return {"mean": [float(v) for v in mean], "scale": [float(v) for v in scale]}
+def scaler_config(scaler: Mapping[str, Any], features: list[str]) -> dict[str, list[float]]:
+    """The persisted scaler's mean and scale in the order of ``features`` (checked)."""
+    mean, scale = scaler_arrays(scaler, features)
+    return {"mean": mean.tolist(), "scale": scale.tolist()}
 
 
 def signature(example: pd.DataFrame, columns: dict[str, Any]) -> ModelSignature:
@@ -80,7 +76,7 @@ def requirements() -> list[str]:
 
 
 def log_phone_price_classifier(
-    scaler: StandardScaler,
+    scaler: Mapping[str, Any],
     model: nn.Sequential,
     example: pd.DataFrame,
     columns: dict[str, Any],

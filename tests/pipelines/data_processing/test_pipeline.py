@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from kedro_datasets.json import JSONDataset
+from sklearn.preprocessing import StandardScaler
 
 from neural_net_lab.pipelines.data_processing.nodes import (
     DataValidationError,
@@ -13,7 +15,8 @@ from neural_net_lab.pipelines.data_processing.nodes import (
     standardize,
     validate_phone_prices,
 )
-from tests.conftest import run_kedro
+from neural_net_lab.pipelines.inference.nodes import validate_phones_to_price
+from tests.conftest import PROJECT_ROOT, run_kedro
 
 PARAMS = {"train_share": 0.8, "random_state": 66, "min_rows_per_class": 10}
 
@@ -83,13 +86,59 @@ def test_scaler_is_fitted_on_the_training_split_only(raw_phones, columns):
     validated = validate_phone_prices(raw_phones, columns, PARAMS)
     train, test = split_data(validated, columns, PARAMS)
     scaler = fit_scaler(train, columns)
-    np.testing.assert_allclose(scaler.mean_, train[columns["features"]].mean().to_numpy())
-    assert not np.allclose(scaler.mean_, validated[columns["features"]].mean().to_numpy())
+    assert scaler["features"] == columns["features"] and scaler["n_samples_seen"] == len(train)
+    np.testing.assert_allclose(scaler["mean"], train[columns["features"]].mean().to_numpy())
+    assert not np.allclose(scaler["mean"], validated[columns["features"]].mean().to_numpy())
     scaled_train = standardize(train, scaler, columns)
     np.testing.assert_allclose(scaled_train[columns["features"]].mean().to_numpy(), 0, atol=1e-5)
     # The test split keeps its own offset: it was not used to fit.
     assert np.abs(standardize(test, scaler, columns)[columns["features"]].mean().to_numpy()).max() > 1e-3
     assert (scaled_train.price_range.to_numpy() == train.price_range.to_numpy()).all()
+
+
+def test_persisted_scaler_standardizes_bitwise_like_standard_scaler(
+    raw_phones, columns, tmp_path
+):
+    """The JSON parameters reproduce StandardScaler.transform exactly on every shipped table
+    that the project standardizes, so no model input or prediction changes."""
+    validated = validate_phone_prices(raw_phones, columns, PARAMS)
+    train, test = split_data(validated, columns, PARAMS)
+    features = columns["features"]
+    reference = StandardScaler().fit(train[features])
+    persisted = JSONDataset(filepath=str(tmp_path / "scaler.json"))
+    persisted.save(fit_scaler(train, columns))
+    scaler = persisted.load()
+    raw = PROJECT_ROOT / "data/01_raw"
+    tables = {
+        "train": train,
+        "test": test,
+        "new market (int64 and float64 columns)": pd.read_csv(raw / "phone_prices_new_market.csv"),
+        "phones to price": validate_phones_to_price(
+            pd.read_csv(raw / "phones_to_price.csv"), columns
+        ),
+    }
+    for name, table in tables.items():
+        expected = reference.transform(table[features]).astype("float32")
+        actual = standardize(table, scaler, columns)[features].to_numpy()
+        assert actual.dtype == np.float32, name
+        np.testing.assert_array_equal(actual, expected, err_msg=name)
+
+
+def test_scaler_for_other_features_is_refused_naming_them(model_inputs, columns):
+    scaler, train = model_inputs["scaler"], model_inputs["train_set"]
+    renamed = {**scaler, "features": [*scaler["features"][:-1], "wlan"]}
+    named = r"not in the scaler: \['wifi'\].*not in columns.features: \['wlan'\]"
+    with pytest.raises(ValueError, match=named):
+        standardize(train, renamed, columns)
+    reordered = {**scaler, "features": scaler["features"][::-1]}
+    with pytest.raises(ValueError, match="same features in another order"):
+        standardize(train, reordered, columns)
+    with pytest.raises(ValueError, match=r"'scale' holds 19 value\(s\) for 20 features"):
+        standardize(train, {**scaler, "scale": scaler["scale"][1:]}, columns)
+    with pytest.raises(ValueError, match=r"non-positive scale for \['battery_power'\]"):
+        standardize(train, {**scaler, "scale": [0.0, *scaler["scale"][1:]]}, columns)
+    with pytest.raises(DataValidationError, match=r"missing feature column\(s\) \['ram'\]"):
+        standardize(train.drop(columns="ram"), scaler, columns)
 
 
 def test_invalid_raw_file_stops_the_run_and_keeps_earlier_outputs(project_copy):

@@ -41,11 +41,13 @@ def reference_predictions(
     phones: pd.DataFrame, scaler: Any, state: dict[str, torch.Tensor], model_params: dict[str, Any],
     columns: dict[str, Any],
 ) -> pd.DataFrame:  # fmt: skip
-    """The model applied by hand, in process: scaler, network in eval mode, softmax."""
+    """The model applied by hand, in process: the scaler's mean and scale, network in eval
+    mode, softmax."""
     model = mlp_from_params(model_params)
     model.load_state_dict(state)
     model.eval()
-    scaled = scaler.transform(phones[columns["features"]].astype("float64")).astype("float32")
+    values = phones[scaler["features"]].to_numpy("float64")
+    scaled = ((values - np.asarray(scaler["mean"])) / np.asarray(scaler["scale"])).astype("float32")
     with torch.no_grad():
         logits = model(torch.from_numpy(scaled))
     probabilities = torch.softmax(logits, dim=1).numpy()

@@ -10,7 +10,7 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-from kedro_datasets.pickle import PickleDataset
+from kedro_datasets.json import JSONDataset
 from kedro_datasets_experimental.pytorch import PyTorchDataset
 
 from neural_net_lab.engine.model import mlp_from_params
@@ -48,7 +48,8 @@ def test_default_run_registers_a_model_that_prices_like_the_batch_pipeline(
     batch = pd.read_csv(project_copy / "data/07_model_output/price_predictions.csv")
     models = project_copy / "data/06_models"
     state = PyTorchDataset(filepath=str(models / "phone_price_model.pt")).load()
-    scaler = PickleDataset(filepath=str(models / "scaler.pkl")).load()
+    scaler = JSONDataset(filepath=str(models / "scaler.json")).load()
+    assert not list(project_copy.glob("data/**/*.pkl"))  # nothing is persisted as a pickle
     model_params = configured_model(project_copy)
     assert_same_predictions(
         batch, reference_predictions(phones, scaler, state, model_params, columns)
@@ -78,7 +79,7 @@ def test_inference_names_what_is_missing_or_broken(project_copy, model_inputs):
 
     # Any scaler and weights of the configured shape will do: the run must stop at validation.
     models = project_copy / "data/06_models"
-    PickleDataset(filepath=str(models / "scaler.pkl")).save(model_inputs["scaler"])
+    JSONDataset(filepath=str(models / "scaler.json")).save(model_inputs["scaler"])
     model_params = configured_model(project_copy)
     PyTorchDataset(filepath=str(models / "phone_price_model.pt")).save(
         mlp_from_params(model_params)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -98,18 +100,70 @@ def split_data(
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def fit_scaler(train: pd.DataFrame, columns: dict[str, Any]) -> StandardScaler:
-    """Fits the scaler on the training split only, so no test statistics leak into training."""
-    return StandardScaler().fit(train[columns["features"]])
+def fit_scaler(train: pd.DataFrame, columns: dict[str, Any]) -> dict[str, Any]:
+    """Fits a StandardScaler on the training split only; returns its parameters to persist.
+
+    Fitting on the training split keeps the test rows' statistics out of training. The
+    parameters are persisted as JSON rather than a pickled scaler: readable, tied to no
+    scikit-learn version, and loading them runs no code.
+    """
+    features = list(columns["features"])
+    scaler = StandardScaler().fit(train[features])
+    return {
+        "features": features,
+        "mean": scaler.mean_.tolist(),
+        "scale": scaler.scale_.tolist(),
+        "n_samples_seen": int(scaler.n_samples_seen_),
+    }
 
 
-def standardize(frame: pd.DataFrame, scaler: StandardScaler, columns: dict[str, Any]) -> pd.DataFrame:
-    """Scales the features with the training split's mean and deviation; keeps the label."""
-    scaled = pd.DataFrame(
-        scaler.transform(frame[columns["features"]]).astype("float32"),
-        columns=columns["features"],
-        index=frame.index,
-    )
+def scaler_arrays(scaler: Mapping[str, Any], features: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The persisted scaler's mean and scale as float64 arrays, checked against ``features``."""
+    source = "scaler (the 'scaler' dataset written by data_processing)"
+    absent = [key for key in ("features", "mean", "scale") if key not in scaler]
+    if absent:
+        raise ValueError(f"{source}: missing key(s) {absent}")
+    fitted, features = list(scaler["features"]), list(features)
+    if fitted != features:
+        not_fitted = [c for c in features if c not in fitted]
+        not_configured = [c for c in fitted if c not in features]
+        detail = (
+            f"columns.features not in the scaler: {not_fitted}; "
+            f"scaler features not in columns.features: {not_configured}"
+            if not_fitted or not_configured
+            else f"same features in another order: scaler {fitted}, columns.features {features}"
+        )
+        raise ValueError(
+            f"{source}: fitted on other features than columns.features ({detail}); "
+            "rerun `kedro run --pipeline data_processing`"
+        )
+    mean = np.asarray(scaler["mean"], dtype="float64")
+    scale = np.asarray(scaler["scale"], dtype="float64")
+    for key, values in (("mean", mean), ("scale", scale)):
+        if values.shape != (len(features),):
+            raise ValueError(
+                f"{source}: '{key}' holds {values.size} value(s) for {len(features)} features"
+            )
+    bad = [c for c, m, s in zip(features, mean, scale, strict=True)
+           if not (np.isfinite(m) and np.isfinite(s) and s > 0)]  # fmt: skip
+    if bad:
+        raise ValueError(f"{source}: non-finite mean or non-positive scale for {bad}")
+    return mean, scale
+
+
+def standardize(
+    frame: pd.DataFrame, scaler: Mapping[str, Any], columns: dict[str, Any]
+) -> pd.DataFrame:
+    """Scales the features with the persisted training mean and scale; keeps the label."""
+    features = list(columns["features"])
+    mean, scale = scaler_arrays(scaler, features)
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise DataValidationError(f"table to standardize: missing feature column(s) {missing}")
+    # StandardScaler.transform's arithmetic (float64, minus mean, divided by scale), so the
+    # float32 model inputs are bitwise those of the fitted scaler.
+    scaled = (frame[features].to_numpy(dtype="float64") - mean) / scale
+    scaled = pd.DataFrame(scaled.astype("float32"), columns=features, index=frame.index)
     if columns["target"] in frame.columns:
         scaled[columns["target"]] = frame[columns["target"]].to_numpy()
     return scaled

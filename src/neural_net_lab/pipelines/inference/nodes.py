@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.preprocessing import StandardScaler
 
 from neural_net_lab.engine.data import predict_logits, to_tensors
 from neural_net_lab.engine.model import load_mlp
@@ -50,7 +50,7 @@ def validate_phones_to_price(raw: pd.DataFrame, columns: dict[str, Any]) -> pd.D
 
 def price_phones(
     phones: pd.DataFrame,
-    scaler: StandardScaler,
+    scaler: Mapping[str, Any],
     model_state: dict[str, torch.Tensor],
     model_params: dict[str, Any],
     columns: dict[str, Any],

@@ -9,7 +9,6 @@ from typing import Any
 import mlflow
 import pandas as pd
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from neural_net_lab.engine.fit import (
@@ -185,7 +184,7 @@ def train_variant(
 
 def log_served_model(
     model_state: dict[str, Any],
-    scaler: StandardScaler,
+    scaler: Mapping[str, Any],
     raw_phones: pd.DataFrame,
     model_params: dict[str, Any],
     columns: dict[str, Any],
