@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -56,6 +56,75 @@ def train(
     L1 penalty, so that variants compare), and with ``validation`` also ``val_loss`` and
     ``val_accuracy``.
     """
+    epochs_run = train_epochs(
+        model,
+        optimizer,
+        features,
+        labels,
+        epochs=epochs,
+        batch_size=batch_size,
+        generator=generator,
+        validation=validation,
+        l1_lambda=l1_lambda,
+        augmentation=augmentation,
+        gradients=gradients,
+    )
+    history: dict[str, list[float]] = {"train_loss": []}
+    if validation is not None:
+        history.update(val_loss=[], val_accuracy=[])
+    started = time.perf_counter()
+    with cpu_threads(threads):
+        bar = tqdm(
+            epochs_run,
+            total=epochs,
+            desc=description,
+            unit="epoch",
+            disable=not progress,
+            leave=False,
+        )
+        for record in bar:
+            for key, value in record.items():
+                history[key].append(value)
+            postfix = {"loss": f"{record['train_loss']:.4f}"}
+            if validation is not None:
+                postfix["val_acc"] = f"{record['val_accuracy']:.3f}"
+            bar.set_postfix(postfix)
+    model.eval()
+    logger.info(
+        "%s: %d epochs in %.1f s (%s gradients), final train loss %.4f%s",
+        description,
+        epochs,
+        time.perf_counter() - started,
+        "hand-derived" if uses_manual_gradients(model, gradients) else "autograd",
+        history["train_loss"][-1],
+        f", validation accuracy {history['val_accuracy'][-1]:.3f}" if validation else "",
+    )
+    return history
+
+
+def train_epochs(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    generator: torch.Generator,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    l1_lambda: float = 0.0,
+    augmentation: Augmentation | None = None,
+    gradients: str = "auto",
+) -> Iterator[dict[str, float]]:
+    """``train``'s loop, one epoch per ``next()``: yields that epoch's ``train_loss`` (and
+    ``val_loss``, ``val_accuracy`` with ``validation``).
+
+    A generator lets a caller advance several trainings in lockstep (the folds of a
+    cross-validation, whose mean after each epoch decides whether to stop) while each one
+    stays exactly a plain ``train``. It leaves the thread count to the caller, because
+    interleaved generators would restore each other's settings in the wrong order.
+    The arguments are checked at the call, not at the first ``next()``.
+    """
     for name, value in {"epochs": epochs, "batch_size": batch_size}.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -63,49 +132,68 @@ def train(
         raise ValueError(f"gradients must be 'auto', 'manual' or 'autograd', got {gradients!r}")
     if features.shape[0] == 0:
         raise ValueError("there are no training rows")
-    manual = gradients == "manual" or (gradients == "auto" and ManualMLPGradient.supports(model))
+    return _epochs(
+        model,
+        optimizer,
+        features,
+        labels,
+        epochs=epochs,
+        batch_size=batch_size,
+        generator=generator,
+        validation=validation,
+        l1_lambda=l1_lambda,
+        augmentation=augmentation,
+        manual=uses_manual_gradients(model, gradients),
+    )
 
-    history: dict[str, list[float]] = {"train_loss": []}
-    if validation is not None:
-        history.update(val_loss=[], val_accuracy=[])
+
+def uses_manual_gradients(model: nn.Module, gradients: str) -> bool:
+    """Whether ``gradients`` ("auto", "manual", "autograd") means the hand-derived pass."""
+    return gradients == "manual" or (gradients == "auto" and ManualMLPGradient.supports(model))
+
+
+def _epochs(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    generator: torch.Generator,
+    validation: tuple[torch.Tensor, torch.Tensor] | None,
+    l1_lambda: float,
+    augmentation: Augmentation | None,
+    manual: bool,
+) -> Iterator[dict[str, float]]:
     step = _manual_step if manual else _autograd_step
     engine = ManualMLPGradient(model) if manual else model
     # The manual step wants one-hot targets; gathering them with the rows keeps batches views.
     targets = F.one_hot(labels, _output_width(model)).to(features.dtype) if manual else labels
     penalised = [p for n, p in model.named_parameters() if n.endswith("weight") and p.requires_grad]
-
-    started = time.perf_counter()
-    with _cpu_threads(threads):
-        bar = tqdm(range(epochs), desc=description, unit="epoch", disable=not progress, leave=False)
-        for _ in bar:
-            model.train()
-            order = torch.randperm(features.shape[0], generator=generator)
-            shuffled_x, shuffled_t = features[order], targets[order]
-            loss_sum = torch.zeros(())
-            for start in range(0, features.shape[0], batch_size):
-                batch = shuffled_x[start : start + batch_size]
-                if augmentation is not None:
-                    batch = augmentation(batch, generator)
-                loss_sum += step(
-                    engine, optimizer, batch, shuffled_t[start : start + batch_size],
-                    generator, penalised, l1_lambda,
-                )  # fmt: skip
-            history["train_loss"].append(loss_sum.item() / features.shape[0])
-            postfix = {"loss": f"{history['train_loss'][-1]:.4f}"}
-            if validation is not None:
-                val_loss, val_accuracy = evaluate(model, *validation)
-                history["val_loss"].append(val_loss)
-                history["val_accuracy"].append(val_accuracy)
-                postfix["val_acc"] = f"{val_accuracy:.3f}"
-            bar.set_postfix(postfix)
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(features.shape[0], generator=generator)
+        shuffled_x, shuffled_t = features[order], targets[order]
+        loss_sum = torch.zeros(())
+        for start in range(0, features.shape[0], batch_size):
+            batch = shuffled_x[start : start + batch_size]
+            if augmentation is not None:
+                batch = augmentation(batch, generator)
+            loss_sum += step(
+                engine,
+                optimizer,
+                batch,
+                shuffled_t[start : start + batch_size],
+                generator,
+                penalised=penalised,
+                l1_lambda=l1_lambda,
+            )
+        record = {"train_loss": loss_sum.item() / features.shape[0]}
+        if validation is not None:
+            record["val_loss"], record["val_accuracy"] = evaluate(model, *validation)
+        yield record
     model.eval()
-    logger.info(
-        "%s: %d epochs in %.1f s (%s gradients), final train loss %.4f%s",
-        description, epochs, time.perf_counter() - started,
-        "hand-derived" if manual else "autograd", history["train_loss"][-1],
-        f", validation accuracy {history['val_accuracy'][-1]:.3f}" if validation else "",
-    )  # fmt: skip
-    return history
 
 
 def _manual_step(
@@ -114,6 +202,7 @@ def _manual_step(
     batch: torch.Tensor,
     one_hot: torch.Tensor,
     generator: torch.Generator,
+    *,
     penalised: list[torch.Tensor],
     l1_lambda: float,
 ) -> torch.Tensor:
@@ -133,6 +222,7 @@ def _autograd_step(
     batch: torch.Tensor,
     labels: torch.Tensor,
     generator: torch.Generator,
+    *,
     penalised: list[torch.Tensor],
     l1_lambda: float,
 ) -> torch.Tensor:
@@ -145,7 +235,8 @@ def _autograd_step(
 
 
 @contextmanager
-def _cpu_threads(threads: int | None):
+def cpu_threads(threads: int | None):
+    """Caps PyTorch's CPU threads at ``threads`` (None: leaves them) and restores them after."""
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)

@@ -1,0 +1,102 @@
+"""Cross-validation in the engine: each fold is a plain training, folds stop together."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import StratifiedKFold
+from sklearn.preprocessing import StandardScaler
+
+from neural_net_lab.engine import build_mlp, build_optimizer, seed_everything, train
+from neural_net_lab.engine.config import ModelParams, TrainingParams
+from neural_net_lab.engine.cv import cross_validate
+
+MODEL = ModelParams(input_dim=20, hidden_dims=[16, 8], n_classes=4)
+
+
+def _training(**changes) -> TrainingParams:
+    base = {"seed": 5, "epochs": 3, "batch_size": 32, "optimizer": {"name": "Adam", "lr": 0.01}}
+    return TrainingParams.model_validate(base | changes)
+
+
+@pytest.fixture(scope="module")
+def table(raw_phones, columns):
+    rows = raw_phones.sample(400, random_state=0)
+    features = rows[columns["features"]].to_numpy(dtype=float)
+    labels = rows[columns["target"]].to_numpy()
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=1).split(features, labels))
+    return features, labels, folds
+
+
+def _plain_training(features, labels, fold, seed, *, model: ModelParams, training: TrainingParams):
+    train_idx, val_idx = fold
+    scaler = StandardScaler().fit(features[train_idx])
+
+    def tensors(rows):
+        x = torch.from_numpy(scaler.transform(features[rows]).astype(np.float32))
+        return x, torch.from_numpy(labels[rows].astype(np.int64))
+
+    generator = seed_everything(seed)
+    network = build_mlp(model.input_dim, model.hidden_dims, model.n_classes, dropout=model.dropout)
+    optimizer = build_optimizer(
+        network.parameters(), {"name": training.optimizer.name, **training.optimizer.settings()}
+    )
+    return train(
+        network,
+        optimizer,
+        *tensors(train_idx),
+        epochs=training.epochs,
+        batch_size=training.batch_size,
+        generator=generator,
+        validation=tensors(val_idx),
+        gradients=training.gradients,
+        progress=False,
+    )
+
+
+@pytest.mark.parametrize("gradients", ["manual", "autograd"])
+def test_each_fold_equals_a_plain_training_of_that_fold(table, gradients):
+    """Lockstep folds, each with its own scaler and seed, give bitwise the plain histories
+    (with dropout, whose autograd masks come from the global RNG)."""
+    features, labels, folds = table
+    model = MODEL.model_copy(update={"dropout": 0.2})
+    training = _training(gradients=gradients)
+    result = cross_validate(features, labels, folds, model, training)
+    for f, fold in enumerate(folds):
+        assert result.histories[f] == _plain_training(
+            features, labels, fold, 5 + f, model=model, training=training
+        )
+    assert result.val_accuracy == [h["val_accuracy"][-1] for h in result.histories]
+    assert result.val_log_loss == [h["val_loss"][-1] for h in result.histories]
+    assert result.mean_accuracy == pytest.approx(np.mean(result.val_accuracy))
+    assert (result.epochs_run, result.stopped) == (3, False)
+
+
+def test_on_epoch_sees_the_fold_mean_and_can_stop_every_fold(table):
+    features, labels, folds = table
+    seen = []
+
+    def on_epoch(epoch, mean_accuracy):
+        seen.append((epoch, mean_accuracy))
+        return epoch == 1
+
+    result = cross_validate(features, labels, folds, MODEL, _training(), on_epoch=on_epoch)
+    assert [e for e, _ in seen] == [0, 1]
+    for epoch, mean in seen:
+        assert mean == pytest.approx(np.mean([h["val_accuracy"][epoch] for h in result.histories]))
+    assert (result.epochs_run, result.stopped) == (2, True)
+    assert all(len(h["train_loss"]) == 2 for h in result.histories)
+
+
+def test_a_diverging_loss_is_an_error_naming_the_fold(table):
+    features, labels, folds = table
+    training = _training(optimizer={"name": "SGD", "lr": 1e12})
+    with pytest.raises(FloatingPointError, match=r"fold 0: the training loss is (nan|inf)"):
+        cross_validate(features, labels, folds, MODEL, training)
+
+
+def test_one_fold_is_refused(table):
+    features, labels, folds = table
+    with pytest.raises(ValueError, match="at least 2 folds, got 1"):
+        cross_validate(features, labels, folds[:1], MODEL, _training())
