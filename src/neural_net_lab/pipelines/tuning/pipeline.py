@@ -1,0 +1,116 @@
+"""tuning: stratified k-fold cross-validated search with Optuna, trials on Dask, one MLflow
+child run per trial; the chosen network retrained on the whole training split, scored once on
+the test split, saved as tuned_* and registered with the alias ``tuned``.
+
+It includes the data_processing nodes, so a fresh checkout runs ``kedro run --pipeline tuning``
+on its own (docs/tuning.md).
+"""
+
+from kedro.pipeline import Node, Pipeline
+
+from neural_net_lab.pipelines.data_processing.pipeline import create_pipeline as data_processing
+
+from .nodes import (
+    choose_configuration,
+    log_tuned_model,
+    prepare_folds,
+    refit,
+    refit_tuned,
+    run_study,
+    score_tuning,
+    study_plots,
+    summary_report,
+    trials_report,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    blocks = {"tuning": "params:tuning", "model": "params:model", "training": "params:training"}
+    search = Pipeline(
+        [
+            Node(
+                prepare_folds,
+                inputs=["train_split", "params:columns", *blocks.values()],
+                outputs="tuning_cv_data",
+                name="prepare_folds",
+            ),
+            Node(
+                run_study,
+                inputs={"cv_data": "tuning_cv_data", "storage": "tuning_study_storage", **blocks},
+                outputs="tuning_study_trials",
+                name="run_study",
+            ),
+            Node(
+                choose_configuration,
+                inputs=["tuning_study_trials", "params:model", "params:training"],
+                outputs="tuned_parameters",
+                name="choose_configuration",
+            ),
+        ]
+    )
+    final = Pipeline(
+        [
+            Node(
+                refit_tuned,
+                inputs=["train_set", "tuned_parameters", "params:columns"],
+                outputs="tuned_phone_price_model",
+                name="refit_tuned",
+            ),
+            Node(
+                refit,
+                inputs=["train_set", "params:model", "params:training", "params:columns"],
+                outputs="tuning_default_model",
+                name="refit_default",
+            ),
+            Node(
+                score_tuning,
+                inputs={
+                    "tuned_network": "tuned_phone_price_model",
+                    "default_network": "tuning_default_model",
+                    "tuned": "tuned_parameters",
+                    "trials": "tuning_study_trials",
+                    "cv_data": "tuning_cv_data",
+                    "train_set": "train_set",
+                    "test_set": "test_set",
+                    "columns": "params:columns",
+                    "evaluation": "params:evaluation",
+                    "tuning": "params:tuning",
+                    "model": "params:model",
+                },
+                outputs=["tuning_metrics", "tuning_mlflow_metrics"],
+                name="score_tuning",
+            ),
+            Node(
+                log_tuned_model,
+                inputs={
+                    "tuned_network": "tuned_phone_price_model",
+                    "tuned": "tuned_parameters",
+                    "scaler": "scaler",
+                    "raw_phones": "phone_prices",
+                    "columns": "params:columns",
+                    "served_model": "params:served_model",
+                },
+                outputs="tuned_served_model",
+                name="log_tuned_model",
+            ),
+        ]
+    )
+    report = Pipeline(
+        [
+            Node(trials_report, "tuning_study_trials", "tuning_trials", name="trials_report"),
+            Node(
+                summary_report,
+                ["tuning_trials", "tuning_metrics"],
+                "tuning_summary",
+                name="summary_report",
+            ),
+            Node(
+                study_plots,
+                "tuning_study_trials",
+                ["tuning_history_plot", "tuning_importance_plot"],
+                name="study_plots",
+            ),
+        ],
+        tags="report",
+    )
+    return data_processing() + Pipeline([search, final, report], tags="tuning")

@@ -1,0 +1,192 @@
+"""What a study shows: its trials as a table and as MLflow child runs, the best trial, plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import mlflow
+import pandas as pd
+from matplotlib import pyplot as plt
+from mlflow.entities import Metric, Param, RunTag
+
+from neural_net_lab.engine.tracking import flatten_params
+
+logger = logging.getLogger(__name__)
+
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+
+def best_trial(trials: Sequence[Any]) -> Any:
+    """The complete trial with the highest mean CV accuracy; the lower mean validation
+    log-loss breaks ties (accuracy on a few hundred rows ties often)."""
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    if not complete:
+        raise ValueError(
+            "the study has no complete trial to choose from: run more trials "
+            "(tuning.n_trials > 0) or check the failed trials' errors in tuning_trials.csv"
+        )
+    return max(complete, key=lambda t: (t.value, -t.user_attrs.get("mean_log_loss", 0.0)))
+
+
+def state_counts(trials: Sequence[Any]) -> dict[str, int]:
+    counts = Counter(t.state.name for t in trials)
+    return {state.lower(): counts.get(state, 0) for state in STATES}
+
+
+def trial_line(trial: Any) -> str:
+    """The console's one line per trial."""
+    attrs = trial.user_attrs
+    score = (
+        f"CV accuracy {trial.value:.4f} ± {attrs.get('std_accuracy', 0):.4f}"
+        if trial.value is not None and trial.state.name == "COMPLETE"
+        else f"after {attrs.get('epochs_run', 0)} epochs"
+        if trial.state.name == "PRUNED"
+        else attrs.get("error", "")
+    )
+    seconds = _duration(trial)
+    values = ", ".join(
+        f"{k.split('.')[-1]}={_short(v)}" for k, v in attrs.get("values", {}).items()
+    )
+    return (
+        f"trial {trial.number} {trial.state.name.lower()}: {score} "
+        f"({seconds:.1f} s on {attrs.get('worker', '?')}) {values}"
+    )
+
+
+def trials_table(trials: Sequence[Any]) -> pd.DataFrame:
+    """One row per trial: number, state, sampled values, CV scores, duration, worker."""
+    rows = []
+    for trial in trials:
+        attrs = trial.user_attrs
+        row = {
+            "number": trial.number,
+            "state": trial.state.name.lower(),
+            "default": bool(attrs.get("default_configuration", False)),
+        }
+        row.update({k: _cell(v) for k, v in attrs.get("values", {}).items()})
+        row.update(
+            mean_cv_accuracy=trial.value if trial.state.name == "COMPLETE" else None,
+            std_cv_accuracy=attrs.get("std_accuracy"),
+            mean_cv_log_loss=attrs.get("mean_log_loss"),
+            epochs_run=attrs.get("epochs_run"),
+            duration_s=round(_duration(trial), 2),
+            worker=attrs.get("worker"),
+            error=attrs.get("error"),
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def log_trial_run(trial: Any, parent_run_id: str, experiment_id: str) -> str:
+    """One finished child run of the Kedro run per trial, with the trial's own start and end.
+
+    Logged by the driver from the trial's result, so that workers need no tracking store.
+    """
+    attrs = trial.user_attrs
+    state = trial.state.name.lower()
+    tags = {
+        "mlflow.parentRunId": parent_run_id,
+        "mlflow.runName": f"trial_{trial.number}",
+        "optuna.trial_number": str(trial.number),
+        "optuna.state": state,
+        "dask.worker": str(attrs.get("worker", "")),
+    }
+    if attrs.get("error"):
+        tags["optuna.error"] = str(attrs["error"])[:5000]
+    if attrs.get("default_configuration"):
+        tags["optuna.default_configuration"] = "true"
+    client = mlflow.MlflowClient()
+    start = int(trial.datetime_start.timestamp() * 1000)
+    end = int((trial.datetime_complete or trial.datetime_start).timestamp() * 1000)
+    run = client.create_run(experiment_id, start_time=start, tags=tags)
+    params = [Param(k, str(v)[:6000]) for k, v in flatten_params(attrs.get("values", {})).items()]
+    metrics = [
+        Metric(f"fold_{f}_val_accuracy", float(v), end, 0)
+        for f, v in enumerate(attrs.get("fold_accuracy", []))
+    ]
+    for key in ("std_accuracy", "mean_log_loss", "epochs_run"):
+        if attrs.get(key) is not None:
+            metrics.append(Metric(key, float(attrs[key]), end, 0))
+    if trial.state.name == "COMPLETE":
+        metrics.append(Metric("mean_accuracy", float(trial.value), end, 0))
+    # The per-epoch mean over folds, one step per epoch: the pruner's view, overlaid in the UI.
+    metrics += [
+        Metric("mean_val_accuracy", float(v), end, int(step))
+        for step, v in trial.intermediate_values.items()
+    ]
+    client.log_batch(
+        run.info.run_id,
+        metrics=metrics[:1000],
+        params=params[:100],
+        tags=[RunTag("optuna.study", str(attrs.get("study", "")))],
+    )
+    client.set_terminated(
+        run.info.run_id, "FAILED" if state == "fail" else "FINISHED", end_time=end
+    )
+    return run.info.run_id
+
+
+def figure_of(plot: Any, *args: Any, title: str) -> plt.Figure:
+    """An Optuna matplotlib plot as a figure; a note in its place when it cannot be drawn
+    (importances need two complete trials that differ)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+        try:
+            axis = plot(*args)
+            figure = axis.figure if hasattr(axis, "figure") else axis.flat[0].figure
+        except (ValueError, RuntimeError, ZeroDivisionError) as error:
+            figure, axis = plt.subplots(figsize=(6, 2))
+            axis.axis("off")
+            axis.text(0.5, 0.5, f"{title}: not enough trials ({error})", ha="center", wrap=True)
+    figure.set_size_inches(8, 5)
+    figure.tight_layout()
+    return figure
+
+
+def summary_markdown(table: pd.DataFrame, metrics: dict[str, Any], top: int = 10) -> str:
+    """The Markdown summary: test accuracies side by side, then the best trials."""
+    lines = [
+        "# Tuning summary",
+        "",
+        f"Study `{metrics['study_name']}`: {metrics['n_trials']} trials "
+        f"({', '.join(f'{n} {s}' for s, n in metrics['trial_states'].items() if n)}).",
+        f"Best trial: {metrics['best_trial']}.",
+        "",
+        "| configuration | mean CV accuracy (same folds) | test accuracy |",
+        "|---|---|---|",
+    ]
+    for name in ("tuned", "default", "baseline"):
+        scores = metrics[name]
+        lines.append(f"| {name} | {scores['cv_accuracy']:.4f} | {scores['test_accuracy']:.4f} |")
+    shown = table[table["state"] == "complete"].sort_values("mean_cv_accuracy", ascending=False)
+    lines += [
+        "",
+        f"## Best {min(top, len(shown))} complete trials",
+        "",
+        shown.head(top).drop(columns=["error", "state"]).to_markdown(index=False),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _duration(trial: Any) -> float:
+    if trial.datetime_start is None or trial.datetime_complete is None:
+        return 0.0
+    return (trial.datetime_complete - trial.datetime_start).total_seconds()
+
+
+def _cell(value: Any) -> Any:
+    return value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, dict):
+        return str(value.get("name", value))
+    return str(value)

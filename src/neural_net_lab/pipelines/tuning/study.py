@@ -1,0 +1,334 @@
+"""The study: its storage, its identity, and trials run on Dask with the driver holding the study.
+
+The node's process (the driver) asks Optuna for each trial, sends the trial's configuration to
+a Dask worker, and tells the study the result. Workers never open the study or the MLflow
+store, so a remote cluster needs neither the journal file nor a database; only the driver's
+sampler sees the study, so one worker and a fixed seed repeat the same trials. A worker prunes
+its own trial with the configured pruner over a snapshot of the finished trials' curves.
+
+Only the tuning nodes import this module, inside the node functions: other pipelines must not
+pay for optuna and distributed at start-up. ``run_trial`` is at module level, because worker
+processes import it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import distributed
+import numpy as np
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from neural_net_lab.engine.config import ModelParams, TrainingParams
+from neural_net_lab.engine.cv import cross_validate
+
+from .config import DaskParams, PrunerParams, TuningParams
+from .search_space import configure, suggest
+
+logger = logging.getLogger(__name__)
+
+FINGERPRINT = "fingerprint"
+DEFAULT_TRIAL = "default_configuration"
+
+
+def open_storage(storage: Mapping[str, Any]) -> Any:
+    """A journal file (``{"path": ...}``) or a database URL (``{"url": ...}``)."""
+    if storage.get("url"):
+        return storage["url"]
+    path = Path(storage["path"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    backend = optuna.storages.journal.JournalFileBackend(str(path))
+    return optuna.storages.JournalStorage(backend)
+
+
+def fingerprint(
+    data: Mapping[str, Any], tuning: TuningParams, model: ModelParams, training: TrainingParams
+) -> str:
+    """What a study's trial values depend on: rows, folds, search space and the fixed blocks."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(data["features"]).tobytes())
+    digest.update(np.ascontiguousarray(data["labels"]).tobytes())
+    fixed = {
+        "folds": tuning.folds,
+        "fold_seed": tuning.fold_seed,
+        "space": {k: v.model_dump() for k, v in tuning.search_space.items()},
+        "model": model.model_dump(),
+        # Progress bars and thread counts do not change a trial's numbers.
+        "training": training.model_dump(exclude={"progress", "threads"}),
+    }
+    digest.update(json.dumps(fixed, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def load_study(
+    storage: Any,
+    tuning: TuningParams,
+    print_: str,
+    *,
+    create: bool,
+    sampler: Any = None,
+    pruner: Any = None,
+) -> Any:
+    """Opens (or creates) the named study; refuses one made on other data or another space."""
+    name = tuning.study_name
+    if create:
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            direction="maximize",
+            load_if_exists=True,
+            sampler=sampler,
+            pruner=pruner,
+        )
+    else:
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError as error:
+            raise ValueError(
+                f"tuning.n_trials is 0 but the study {name!r} does not exist: nothing to refit"
+            ) from error
+    known = study.user_attrs.get(FINGERPRINT)
+    if known is None and not study.trials:
+        study.set_user_attr(FINGERPRINT, print_)
+    elif known != print_:
+        raise ValueError(
+            f"the study {name!r} was made on other data, folds, search space or fixed "
+            "parameters than this run's; its trials would not compare. Set a new "
+            "tuning.study_name to start afresh (e.g. --params tuning.study_name=...)."
+        )
+    return study
+
+
+def fail_stale_trials(study: Any, stale_after: float) -> list[int]:
+    """Fails trials left RUNNING for longer than ``stale_after`` seconds (a dead driver's).
+
+    By age, never by restarting: another machine sharing the study may be running its own.
+    """
+    now = datetime.now()
+    stale = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if t.datetime_start and now - t.datetime_start > timedelta(seconds=stale_after)
+    ]
+    for trial in stale:
+        study._storage.set_trial_user_attr(
+            trial._trial_id, "error", "stale: its run ended before it did"
+        )
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    return [t.number for t in stale]
+
+
+def build_sampler(tuning: TuningParams, parallel: bool) -> Any:
+    # constant_liar: trials still running count as poor, so parallel workers spread out.
+    return optuna.samplers.TPESampler(seed=tuning.seed, constant_liar=parallel)
+
+
+def build_pruner(pruner: PrunerParams) -> Any:
+    if pruner.name is None:
+        return optuna.pruners.NopPruner()
+    cls = getattr(optuna.pruners, pruner.name, None)
+    if not isinstance(cls, type) or not issubclass(cls, optuna.pruners.BasePruner):
+        raise ValueError(f"tuning.pruner.name: {pruner.name!r} is not an optuna.pruners class")
+    try:
+        return cls(**pruner.settings())
+    except TypeError as error:
+        raise ValueError(
+            f"tuning.pruner: {pruner.name} refused {pruner.settings()}: {error}"
+        ) from error
+
+
+def connect(dask: DaskParams) -> tuple[Any, Any]:
+    """A Dask client: to ``dask.address``, or to a LocalCluster the caller must close."""
+    if dask.address:
+        try:
+            client = distributed.Client(dask.address, timeout=dask.connect_timeout)
+        except (OSError, TimeoutError) as error:
+            raise ValueError(
+                f"tuning.dask.address: no Dask scheduler answered at {dask.address} within "
+                f"{dask.connect_timeout} s ({error}); start one with `dask scheduler`"
+            ) from error
+        return client, None
+    cluster = distributed.LocalCluster(
+        n_workers=dask.n_workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=dask.dashboard_address,
+        # One thread per worker for torch too: trials, not threads, use the cores.
+        env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+    )
+    return distributed.Client(cluster), cluster
+
+
+def run_trial(
+    data: Mapping[str, Any],
+    model: ModelParams,
+    training: TrainingParams,
+    pruner: PrunerParams,
+    finished: list[tuple[str, dict[int, float]]],
+) -> dict[str, Any]:
+    """One trial on a worker: cross-validates the configuration; never raises.
+
+    ``finished`` holds the states and per-epoch curves of the study's finished trials, for
+    the pruner. An error (a NaN loss too) is returned as such, so that Dask does not retry a
+    trial that would fail again; only a dead worker makes Dask resubmit it.
+    """
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.time()
+    result: dict[str, Any] = {"worker": _worker_name(), "started": started}
+    local = optuna.create_study(direction="maximize", pruner=build_pruner(pruner))
+    for state, curve in finished:
+        local.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState[state],
+                value=curve[max(curve)] if curve else None,
+                intermediate_values=curve,
+            )
+        )
+    trial = local.ask()
+
+    def on_epoch(epoch: int, mean_accuracy: float) -> bool:
+        trial.report(mean_accuracy, epoch)
+        return trial.should_prune()
+
+    try:
+        cv = cross_validate(
+            data["features"], data["labels"], data["folds"], model, training, on_epoch=on_epoch
+        )
+    except Exception as error:  # noqa: BLE001 - a failed trial is a result, the study goes on
+        result.update(
+            state="FAIL",
+            error=f"{type(error).__name__}: {error}",
+            traceback=traceback.format_exc(limit=3),
+        )
+    else:
+        result.update(
+            state="PRUNED" if cv.stopped else "COMPLETE",
+            fold_accuracy=cv.val_accuracy,
+            fold_log_loss=cv.val_log_loss,
+            mean_accuracy=cv.mean_accuracy,
+            std_accuracy=cv.std_accuracy,
+            mean_log_loss=cv.mean_log_loss,
+            epochs_run=cv.epochs_run,
+            curve=[float(np.mean(v)) for v in zip(*(h["val_accuracy"] for h in cv.histories))],
+        )
+    result["finished"] = time.time()
+    return result
+
+
+def _worker_name() -> str:
+    try:
+        return distributed.get_worker().address
+    except ValueError:  # not on a Dask worker (called directly)
+        return "local"
+
+
+def optimize(
+    study: Any,
+    client: Any,
+    *,
+    data: Mapping[str, Any],
+    tuning: TuningParams,
+    model: ModelParams,
+    training: TrainingParams,
+    on_result: Callable[[Any, dict[str, Any]], None],
+) -> int:
+    """Runs up to ``tuning.n_trials`` new trials (and/or until ``tuning.timeout``) on the
+    cluster, as many at a time as it has threads; returns how many ran.
+
+    Ctrl-C cancels the submitted trials (a remote cluster stops working for this run) and
+    records them failed; finished trials are already in the study.
+    """
+    slots = max(1, sum(client.nthreads().values()))
+    budget = tuning.n_trials if tuning.n_trials is not None else float("inf")
+    deadline = time.monotonic() + tuning.timeout if tuning.timeout else float("inf")
+    scattered = client.scatter(dict(data), broadcast=True)
+    pending: dict[Any, Any] = {}
+    asked = 0
+    try:
+        while True:
+            while len(pending) < slots and asked < budget and time.monotonic() < deadline:
+                trial = study.ask()
+                values = suggest(trial, tuning.search_space)
+                trial.set_user_attr("values", _jsonable(values))
+                try:
+                    trial_model, trial_training = configure(model, training, values)
+                except ValueError as error:
+                    _tell(study, trial, {"state": "FAIL", "error": str(error)}, on_result)
+                    asked += 1
+                    continue
+                future = client.submit(
+                    run_trial,
+                    scattered,
+                    trial_model,
+                    trial_training,
+                    tuning.pruner,
+                    _finished_curves(study),
+                    pure=False,
+                    retries=tuning.dask.retries,
+                    key=f"trial-{study.study_name}-{trial.number}-{time.time_ns()}",
+                )
+                pending[future] = trial
+                asked += 1
+            if not pending:
+                return asked
+            done = distributed.wait(list(pending), return_when="FIRST_COMPLETED").done
+            for future in done:
+                trial = pending.pop(future)
+                try:
+                    result = future.result()
+                except Exception as error:  # noqa: BLE001 - e.g. KilledWorker after retries
+                    result = {"state": "FAIL", "error": f"{type(error).__name__}: {error}"}
+                _tell(study, trial, result, on_result)
+    except BaseException:
+        client.cancel(list(pending))
+        for trial in pending.values():
+            study.tell(trial, state=TrialState.FAIL)
+        raise
+
+
+def _finished_curves(study: Any) -> list[tuple[str, dict[int, float]]]:
+    states = (TrialState.COMPLETE, TrialState.PRUNED)
+    return [
+        (t.state.name, dict(t.intermediate_values))
+        for t in study.get_trials(deepcopy=False, states=states)
+    ]
+
+
+def _tell(study: Any, trial: Any, result: dict[str, Any], on_result: Callable) -> None:
+    for epoch, value in enumerate(result.get("curve", [])):
+        trial.report(value, epoch)
+    attrs = (
+        "worker",
+        "started",
+        "finished",
+        "error",
+        "fold_accuracy",
+        "fold_log_loss",
+        "std_accuracy",
+        "mean_log_loss",
+        "epochs_run",
+    )
+    for key in attrs:
+        if key in result:
+            trial.set_user_attr(key, result[key])
+    state = TrialState[result["state"]]
+    if state == TrialState.COMPLETE:
+        frozen = study.tell(trial, result["mean_accuracy"])
+    else:
+        frozen = study.tell(trial, state=state)
+    on_result(frozen, result)
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(values, default=str))
