@@ -1,0 +1,146 @@
+"""Cross-validation speed: the k folds trained one after another against one stacked training.
+
+Five-fold cross-validation of the default configuration (20→128→256→4, Adam lr 1e-3, batch
+16, 100 epochs) on the training split of the shipped table, folds stratified as the tuning
+pipeline makes them, each fold with its own scaler and seed 42 + fold. "sequential" trains
+each fold with ``engine.train`` (today's path, one network after another); "stacked" trains
+all five with ``engine.stacked.train_stacked``. Same process, one CPU thread each (as a Dask
+worker runs them).
+
+    python benchmarks/cv_speed.py [--epochs 100] [--folds 5] [--repeats 1]
+
+Prints both times, the largest weight difference between the two paths' trained networks,
+both paths' per-fold final validation accuracies and ``ratio: N`` (sequential / stacked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from neural_net_lab.engine import build_mlp, build_optimizer, seed_everything, train
+from neural_net_lab.engine.config import ModelParams, TrainingParams
+from neural_net_lab.engine.stacked import Member, train_stacked
+
+ROOT = Path(__file__).resolve().parents[1]
+RAW = ROOT / "data/01_raw/phone_prices.csv"
+TARGET = "price_range"
+MODEL = ModelParams(input_dim=20, hidden_dims=[128, 256], n_classes=4)
+
+
+def fold_members(folds: int, seed: int) -> list[Member]:
+    """The training split in stratified folds, each scaled by a scaler fit on its own rows.
+
+    The split is data_processing's (stratified, 80 %, random state 66) on the shipped table,
+    which needs no cleaning; the folds are the tuning pipeline's (``tuning.fold_seed`` 66).
+    """
+    table = pd.read_csv(RAW)
+    train_split, _ = train_test_split(
+        table, train_size=0.8, stratify=table[TARGET], random_state=66
+    )
+    features = train_split.drop(columns=[TARGET, "id"], errors="ignore").to_numpy(dtype=float)
+    labels = train_split[TARGET].to_numpy(dtype=np.int64)
+    members = []
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=66)
+    for f, (fit_rows, val_rows) in enumerate(splitter.split(features, labels)):
+        scaler = StandardScaler().fit(features[fit_rows])
+
+        def scaled(rows, scaler=scaler):
+            return torch.from_numpy(scaler.transform(features[rows]).astype(np.float32))
+
+        members.append(
+            Member(
+                scaled(fit_rows),
+                torch.from_numpy(labels[fit_rows]),
+                scaled(val_rows),
+                torch.from_numpy(labels[val_rows]),
+                seed=seed + f,
+                name=f"fold {f}",
+            )
+        )
+    return members
+
+
+def sequential(members: list[Member], training: TrainingParams) -> list[tuple[dict, dict]]:
+    """Each fold alone through ``engine.train``, one after another."""
+    results = []
+    for member in members:
+        generator = seed_everything(member.seed)
+        network = build_mlp(MODEL.input_dim, MODEL.hidden_dims, MODEL.n_classes)
+        optimizer = build_optimizer(
+            network.parameters(), {"name": training.optimizer.name, **training.optimizer.settings()}
+        )
+        history = train(
+            network,
+            optimizer,
+            member.features,
+            member.labels,
+            epochs=training.epochs,
+            batch_size=training.batch_size,
+            generator=generator,
+            validation=(member.val_features, member.val_labels),
+            threads=1,
+            progress=False,
+        )
+        results.append((history, network.state_dict()))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="alternating runs of each; best time counts"
+    )
+    args = parser.parse_args()
+
+    training = TrainingParams(
+        seed=42,
+        epochs=args.epochs,
+        batch_size=16,
+        optimizer={"name": "Adam", "lr": 1e-3},
+        threads=1,
+        progress=False,
+    )
+    members = fold_members(args.folds, training.seed)
+    seconds = {"sequential": float("inf"), "stacked": float("inf")}
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        alone = sequential(members, training)
+        seconds["sequential"] = min(seconds["sequential"], time.perf_counter() - started)
+        started = time.perf_counter()
+        stacked = train_stacked(members, MODEL, training)
+        seconds["stacked"] = min(seconds["stacked"], time.perf_counter() - started)
+
+    difference = max(
+        (state[key] - result.state_dict[key]).abs().max().item()
+        for (_, state), result in zip(alone, stacked, strict=True)
+        for key in state
+    )
+    same_histories = all(h == r.history for (h, _), r in zip(alone, stacked, strict=True))
+    rows = [len(m.features) for m in members]
+    lines = [
+        f"folds: {args.folds} (training rows {rows}); epochs: {args.epochs}; batch: 16; "
+        f"Adam lr 1e-3; torch {torch.__version__}, 1 thread",
+        f"sequential_seconds: {seconds['sequential']:.2f}",
+        f"stacked_seconds: {seconds['stacked']:.2f}",
+        f"max_weight_difference: {difference:.3g}",
+        f"histories_identical: {same_histories}",
+        "sequential_val_accuracy: " + " ".join(f"{h['val_accuracy'][-1]:.4f}" for h, _ in alone),
+        "stacked_val_accuracy:    "
+        + " ".join(f"{r.history['val_accuracy'][-1]:.4f}" for r in stacked),
+        f"ratio: {seconds['sequential'] / seconds['stacked']:.2f}",
+    ]
+    print("\n".join(lines))  # noqa: T201 (a benchmark reports on stdout)
+
+
+if __name__ == "__main__":
+    main()
