@@ -9,13 +9,17 @@ orders sums differently for batched and plain products still passes.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
+from sklearn.model_selection import StratifiedKFold
 
 from neural_net_lab.engine import build_mlp, build_optimizer, load_mlp, seed_everything, train
 from neural_net_lab.engine.augmentation import build_augmentation
 from neural_net_lab.engine.config import ModelParams, TrainingParams
+from neural_net_lab.engine.cv import cross_validate
 from neural_net_lab.engine.stacked import (
     Member,
     StackingUnsupported,
@@ -274,3 +278,31 @@ def test_bad_members_are_named(table, change, message):
 def test_unsupported_settings_are_named(table, changes, message):
     with pytest.raises(StackingUnsupported, match=message):
         train_stacked(_members(table), SMALL, _training(**changes))
+
+
+def test_cross_validation_stacks_its_folds_by_default_with_the_same_results(raw_phones, columns):
+    rows = raw_phones.sample(300, random_state=0)
+    features = rows[columns["features"]].to_numpy(dtype=float)
+    labels = rows[columns["target"]].to_numpy()
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=1).split(features, labels))
+    model = SMALL.model_copy(update={"dropout": 0.2})
+    training = _training(l1_lambda=1e-4)
+    stacked = cross_validate(features, labels, folds, model, training)
+    alone = cross_validate(features, labels, folds, model, training, stacked=False)
+    for mine, theirs in zip(stacked.histories, alone.histories, strict=True):
+        np.testing.assert_allclose(mine["train_loss"], theirs["train_loss"], rtol=1e-5)
+        np.testing.assert_allclose(mine["val_accuracy"], theirs["val_accuracy"], atol=1 / 100)
+    assert (stacked.epochs_run, stacked.stopped) == (alone.epochs_run, alone.stopped) == (3, False)
+
+
+def test_cross_validation_logs_a_fallback_for_autograd_gradients(raw_phones, columns, caplog):
+    rows = raw_phones.sample(120, random_state=0)
+    features = rows[columns["features"]].to_numpy(dtype=float)
+    labels = rows[columns["target"]].to_numpy()
+    folds = list(StratifiedKFold(2, shuffle=True, random_state=1).split(features, labels))
+    with caplog.at_level(logging.INFO, logger="neural_net_lab.engine.cv"):
+        result = cross_validate(
+            features, labels, folds, SMALL, _training(epochs=1, gradients="autograd")
+        )
+    assert "the 2 folds train one after another: training.gradients: 'autograd'" in caplog.text
+    assert result.epochs_run == 1
