@@ -5,10 +5,13 @@ from .manual_grad import ManualMLPGradient
 from .model import build_mlp, load_mlp
 from .optim import build_optimizer
 from .seeding import seed_everything
+from .stacked import Member, StackingUnsupported, train_stacked
 from .training import train
 
 __all__ = [
     "ManualMLPGradient",
+    "Member",
+    "StackingUnsupported",
     "accuracy",
     "build_mlp",
     "build_optimizer",
@@ -17,4 +20,5 @@ __all__ = [
     "seed_everything",
     "to_tensors",
     "train",
+    "train_stacked",
 ]
