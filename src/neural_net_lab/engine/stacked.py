@@ -483,11 +483,9 @@ class _StackedOptimizer:
                 # One counter per member instead of torch's one per parameter tensor: a
                 # member's tensors always step together, and one add_ is far cheaper than
                 # _foreach_add_ over 0-d tensors on the CPU (~80 µs for 30 of them).
-                first = [state[p]["step"] for p in self.params[0]]
                 if any(p not in state for ps in self.params for p in ps):
                     return None
                 self.step_counts = torch.stack([state[ps[0]]["step"] for ps in self.params])
-                assert all(torch.equal(t, first[0]) for t in first)
             counts = [self.step_counts[k] for k in members for _ in self.params[k]]
             increment = torch.zeros_like(self.step_counts)
             increment[list(members)] = 1
