@@ -57,7 +57,7 @@ def prepare_folds(
     if len(few):
         raise ValueError(
             f"tuning.folds is {tuning.folds} but the training split has fewer rows of class(es) "
-            f"{dict(few.sort_index())} in column {columns.target!r}; lower tuning.folds"
+            f"{ {k: int(n) for k, n in few.sort_index().items()} } in column {columns.target!r}; lower tuning.folds"
         )
     features = train_split[columns.features].to_numpy(dtype=np.float64)
     splitter = StratifiedKFold(tuning.folds, shuffle=True, random_state=tuning.fold_seed)

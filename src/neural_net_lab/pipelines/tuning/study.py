@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import dask
 import distributed
 import numpy as np
 import optuna
@@ -147,26 +148,39 @@ def build_pruner(pruner: PrunerParams) -> Any:
         ) from error
 
 
-def connect(dask: DaskParams) -> tuple[Any, Any]:
-    """A Dask client: to ``dask.address``, or to a LocalCluster the caller must close."""
-    if dask.address:
+def connect(settings: DaskParams) -> tuple[Any, Any]:
+    """A Dask client: to ``settings.address``, or to a LocalCluster the caller must close."""
+    if settings.address:
         try:
-            client = distributed.Client(dask.address, timeout=dask.connect_timeout)
+            client = distributed.Client(settings.address, timeout=settings.connect_timeout)
         except (OSError, TimeoutError) as error:
             raise ValueError(
-                f"tuning.dask.address: no Dask scheduler answered at {dask.address} within "
-                f"{dask.connect_timeout} s ({error}); start one with `dask scheduler`"
+                f"tuning.dask.address: no Dask scheduler answered at {settings.address} within "
+                f"{settings.connect_timeout} s ({error}); start one with `dask scheduler`"
             ) from error
         return client, None
-    cluster = distributed.LocalCluster(
-        n_workers=dask.n_workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=dask.dashboard_address,
-        # One thread per worker for torch too: trials, not threads, use the cores.
-        env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-    )
+    # Worker processes import the project and with it its logging config, so their level is
+    # set before they start: their start-up chatter stays off the run's console.
+    environ = dask.config.get("distributed.nanny.pre-spawn-environ", {})
+    environ = {**environ, "DASK_LOGGING__DISTRIBUTED": "error"}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        cluster = distributed.LocalCluster(
+            n_workers=settings.n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=settings.dashboard_address,
+            silence_logs=logging.ERROR,
+            # One thread per worker for torch too: trials, not threads, use the cores.
+            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+        )
     return distributed.Client(cluster), cluster
+
+
+def prepare_worker() -> None:
+    """Quiets the worker's own logs (a project's logging config may reach worker processes,
+    which import it) and caps torch at one thread."""
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    torch.set_num_threads(1)
 
 
 def run_trial(
@@ -250,6 +264,10 @@ def optimize(
     records them failed; finished trials are already in the study.
     """
     slots = max(1, sum(client.nthreads().values()))
+    # Every worker imports torch and the engine first (unpickling this function does), so
+    # that no trial's duration includes a worker's start-up.
+    workers = list(client.scheduler_info()["workers"])
+    distributed.wait([client.submit(prepare_worker, workers=[w], pure=False) for w in workers])
     budget = tuning.n_trials if tuning.n_trials is not None else float("inf")
     deadline = time.monotonic() + tuning.timeout if tuning.timeout else float("inf")
     scattered = client.scatter(dict(data), broadcast=True)
