@@ -74,7 +74,8 @@ def cross_validate(
     autograd's dropout draws.
 
     ``stacked`` (the default) trains all folds as one stacked network
-    (``engine.stacked.train_stacked``): the same numbers per fold, several times faster.
+    (``engine.stacked.train_stacked``): the same numbers per fold, in a fraction of the time
+    (docs/performance.md).
     Settings it does not stack (autograd gradients, LBFGS, SparseAdam) are logged and the
     folds train one network each. A training loss that turns NaN or infinite raises
     ``FloatingPointError`` naming the fold and epoch.
