@@ -13,7 +13,9 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from neural_net_lab.engine.config import ColumnsParams, TrainingParams
 from neural_net_lab.pipelines.data_processing.nodes import (
+    DataProcessingParams,
     fit_scaler,
     split_data,
     standardize,
@@ -42,6 +44,12 @@ def columns() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
+def column_params() -> ColumnsParams:
+    """``columns`` as the nodes receive it from Kedro."""
+    return ColumnsParams.model_validate(COLUMNS)
+
+
+@pytest.fixture(scope="session")
 def raw_phones() -> pd.DataFrame:
     """The shipped phone table."""
     return pd.read_csv(PROJECT_ROOT / "data" / "01_raw" / "phone_prices.csv")
@@ -51,14 +59,14 @@ def raw_phones() -> pd.DataFrame:
 def model_inputs(raw_phones) -> dict[str, Any]:
     """Standardized splits of the shipped table, made by the data_processing nodes, and the
     scaler's parameters as fit_scaler returns them (what the catalog persists as JSON)."""
-    params = {"train_share": 0.8, "random_state": 66, "min_rows_per_class": 10}
-    validated = validate_phone_prices(raw_phones, COLUMNS, params)
-    train, test = split_data(validated, COLUMNS, params)
-    scaler = fit_scaler(train, COLUMNS)
-    train_set, test_set = standardize(train, scaler, COLUMNS), standardize(test, scaler, COLUMNS)
-    fit_set, validation_set = split_validation(
-        train_set, COLUMNS, {"validation_share": 0.1, "seed": 42}
-    )
+    params = DataProcessingParams(train_share=0.8, random_state=66, min_rows_per_class=10)
+    columns = ColumnsParams.model_validate(COLUMNS)
+    validated = validate_phone_prices(raw_phones, columns, params)
+    train, test = split_data(validated, columns, params)
+    scaler = fit_scaler(train, columns)
+    train_set, test_set = standardize(train, scaler, columns), standardize(test, scaler, columns)
+    training = TrainingParams(seed=42, epochs=1, batch_size=16, optimizer={"name": "Adam"})
+    fit_set, validation_set = split_validation(train_set, columns, training)
     return {"train_set": train_set, "test_set": test_set, "fit_set": fit_set,
             "validation_set": validation_set, "scaler": scaler}  # fmt: skip
 

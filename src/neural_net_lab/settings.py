@@ -8,8 +8,9 @@ from pathlib import Path
 from omegaconf.resolvers import oc
 
 from neural_net_lab.hooks import InputFileHooks
+from neural_net_lab.mlflow_params import TypedParamsForMlflow
 
-HOOKS = (InputFileHooks(),)
+HOOKS = (InputFileHooks(), TypedParamsForMlflow())
 
 # The package lives in <root>/src/neural_net_lab; the MLflow store must be the same file
 # whatever directory Kedro is started from (a notebook, a test's temporary directory).

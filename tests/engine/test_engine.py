@@ -14,8 +14,9 @@ from neural_net_lab.engine import (
     seed_everything,
     train,
 )
+from neural_net_lab.engine.config import ParameterError, merge
 from neural_net_lab.engine.data import to_tensors
-from neural_net_lab.engine.fit import fit_classifier, merge
+from neural_net_lab.engine.fit import fit_classifier
 
 MODEL = {"input_dim": 20, "hidden_dims": [128, 256], "n_classes": 4}
 
@@ -23,7 +24,13 @@ MODEL = {"input_dim": 20, "hidden_dims": [128, 256], "n_classes": 4}
 def test_default_architecture_has_no_softmax_and_kaiming_scale():
     seed_everything(0)
     model = build_mlp(20, [128, 256], 4)
-    assert [type(m).__name__ for m in model] == ["Linear", "LeakyReLU", "Linear", "LeakyReLU", "Linear"]
+    assert [type(m).__name__ for m in model] == [
+        "Linear",
+        "LeakyReLU",
+        "Linear",
+        "LeakyReLU",
+        "Linear",
+    ]
     assert model[1] is not model[3]  # one activation module per layer
     # Kaiming normal for LeakyReLU(0.01): std = sqrt(2 / (1 + 0.01²) / fan_in)
     expected = (2 / (1 + 0.01**2) / 128) ** 0.5
@@ -33,15 +40,15 @@ def test_default_architecture_has_no_softmax_and_kaiming_scale():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({**MODEL, "hidden_dims": [128, 0]}, r"hidden_dims\[1\]"),
-        ({**MODEL, "dropout": 1.0}, "'dropout'"),
-        ({**MODEL, "width": 3}, r"unknown model parameter\(s\) \['width'\]"),
+        ({**MODEL, "hidden_dims": [128, 0]}, r"model.hidden_dims\[1\]: must be >= 1, got 0"),
+        ({**MODEL, "dropout": 1.0}, r"model.dropout: must be < 1, got 1.0"),
+        ({**MODEL, "width": 3}, r"model.width: unknown setting \(a typo\?\)"),
     ],
 )
 def test_bad_model_parameters_are_named(params, message):
     from neural_net_lab.engine.model import mlp_from_params
 
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ParameterError, match=message):
         mlp_from_params(params)
 
 
@@ -55,9 +62,19 @@ def test_load_mlp_names_architecture_mismatch():
     ("config", "message"),
     [
         ({"name": "Adamm", "lr": 0.1}, r"training.optimizer.name: unknown optimizer 'Adamm'"),
-        ({"name": "SGD", "lr": -1}, r"training.optimizer.lr must be a positive number"),
-        ({"name": "SGD", "lr": 0.1, "betas": [0.9, 0.99]}, r"training.optimizer.betas: SGD has no setting"),
-        ({"name": "SGD", "lr": 0.1, "momentum": -0.5}, r"training.optimizer.momentum must be a non-negative"),
+        ({"name": "SGD", "lr": -1}, r"training.optimizer.lr: must be > 0, got -1"),
+        (
+            {"name": "SGD", "lr": 0.1, "betas": [0.9, 0.99]},
+            r"training.optimizer.betas: SGD has no setting 'betas'",
+        ),
+        (
+            {"name": "SGD", "lr": 0.1, "momentum": -0.5},
+            r"training.optimizer.momentum: must be >= 0, got -0.5",
+        ),
+        (
+            {"name": "SGD", "lr": 0.1, "nesterov": True},
+            r"training.optimizer: SGD refused its settings: Nesterov momentum requires",
+        ),
     ],
 )
 def test_optimizer_factory_names_bad_settings(config, message):
@@ -95,10 +112,16 @@ def test_hand_derived_gradients_match_autograd(frozen_first_layer):
 
 
 def test_training_loss_decreases_and_is_reproducible(model_inputs, columns):
-    training = {"seed": 7, "epochs": 5, "batch_size": 16, "validation_share": 0.1,
-                "optimizer": {"name": "Adam", "lr": 0.001}, "progress": False}  # fmt: skip
-    runs = [fit_classifier(model_inputs["fit_set"], model_inputs["validation_set"], MODEL, training, columns)
-            for _ in range(2)]  # fmt: skip
+    training = {
+        "seed": 7,
+        "epochs": 5,
+        "batch_size": 16,
+        "validation_share": 0.1,
+        "optimizer": {"name": "Adam", "lr": 0.001},
+        "progress": False,
+    }
+    fit_set, validation_set = model_inputs["fit_set"], model_inputs["validation_set"]
+    runs = [fit_classifier(fit_set, validation_set, MODEL, training, columns) for _ in range(2)]
     (model_a, history_a, _), (model_b, history_b, _) = runs
     assert history_a["train_loss"][-1] < 0.5 * history_a["train_loss"][0]
     assert history_a["val_accuracy"][-1] > 0.7
@@ -108,25 +131,47 @@ def test_training_loss_decreases_and_is_reproducible(model_inputs, columns):
 
 
 def test_manual_and_autograd_training_agree(model_inputs, columns):
-    features, labels = to_tensors(model_inputs["fit_set"].head(256), columns["features"], columns["target"])
+    features, labels = to_tensors(
+        model_inputs["fit_set"].head(256), columns["features"], columns["target"]
+    )
     histories = {}
     for mode in ("manual", "autograd"):
         generator = seed_everything(1)
         model = build_mlp(20, [32], 4)
         optimizer = build_optimizer(model.parameters(), {"name": "Adam", "lr": 0.01})
-        histories[mode] = train(model, optimizer, features, labels, epochs=3, batch_size=16,
-                                generator=generator, gradients=mode, progress=False)  # fmt: skip
-    assert histories["manual"]["train_loss"] == pytest.approx(histories["autograd"]["train_loss"], rel=1e-4)
+        histories[mode] = train(
+            model,
+            optimizer,
+            features,
+            labels,
+            epochs=3,
+            batch_size=16,
+            generator=generator,
+            gradients=mode,
+            progress=False,
+        )
+    assert histories["manual"]["train_loss"] == pytest.approx(
+        histories["autograd"]["train_loss"], rel=1e-4
+    )
 
 
 def test_merge_replaces_optimizer_block_when_the_name_changes():
     base = {"epochs": 100, "optimizer": {"name": "Adam", "lr": 0.001, "betas": [0.9, 0.999]}}
     assert merge(base, {"optimizer": {"name": "SGD", "lr": 0.01}}) == {
-        "epochs": 100, "optimizer": {"name": "SGD", "lr": 0.01}}  # fmt: skip
+        "epochs": 100,
+        "optimizer": {"name": "SGD", "lr": 0.01},
+    }
     assert merge(base, {"optimizer": {"lr": 0.01}})["optimizer"]["betas"] == [0.9, 0.999]
 
 
 def test_bad_training_parameter_is_named(model_inputs, columns):
-    training = {"seed": 1, "epochs": 0, "batch_size": 16, "optimizer": {"name": "Adam", "lr": 0.001}}
-    with pytest.raises(ValueError, match="training.epochs must be a positive integer"):
-        fit_classifier(model_inputs["fit_set"], model_inputs["validation_set"], MODEL, training, columns)
+    training = {
+        "seed": 1,
+        "epochs": 0,
+        "batch_size": 16,
+        "optimizer": {"name": "Adam", "lr": 0.001},
+    }
+    with pytest.raises(ParameterError, match="training.epochs: must be >= 1, got 0"):
+        fit_classifier(
+            model_inputs["fit_set"], model_inputs["validation_set"], MODEL, training, columns
+        )

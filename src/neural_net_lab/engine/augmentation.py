@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .config import AugmentationParams, as_params
 from .training import Augmentation
 
 
@@ -19,17 +20,10 @@ def gaussian_noise(std: float) -> Augmentation:
     return augment
 
 
-_FACTORIES = {"gaussian_noise": gaussian_noise}
-
-
-def build_augmentation(config: Mapping[str, Any] | None, where: str = "augmentation") -> Augmentation | None:
-    """``None`` → no augmentation; ``{name: gaussian_noise, std: 0.1}`` → that transform."""
+def build_augmentation(
+    config: AugmentationParams | Mapping[str, Any] | None,
+) -> Augmentation | None:
+    """``None`` → no augmentation; a ``gaussian_noise`` block → that transform."""
     if config is None:
         return None
-    if not isinstance(config, Mapping) or config.get("name") not in _FACTORIES:
-        raise ValueError(f"{where}.name must be one of {sorted(_FACTORIES)}, got {config!r}")
-    settings = {k: v for k, v in config.items() if k != "name"}
-    std = settings.get("std")
-    if set(settings) != {"std"} or isinstance(std, bool) or not isinstance(std, (int, float)) or std < 0:
-        raise ValueError(f"{where}: gaussian_noise takes one setting, std >= 0; got {settings!r}")
-    return _FACTORIES[config["name"]](**settings)
+    return gaussian_noise(as_params(AugmentationParams, config).std)

@@ -13,8 +13,11 @@ def to_tensors(
     frame: pd.DataFrame, feature_columns: Sequence[str], target_column: str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Returns the features as a float32 matrix and, if asked, the labels as int64."""
-    missing = [c for c in [*feature_columns, *([target_column] if target_column else [])]
-               if c not in frame.columns]  # fmt: skip
+    missing = [
+        c
+        for c in [*feature_columns, *([target_column] if target_column else [])]
+        if c not in frame.columns
+    ]
     if missing:
         raise KeyError(f"columns missing from the model input: {missing}")
     features = torch.from_numpy(frame[list(feature_columns)].to_numpy(dtype="float32", copy=True))
@@ -24,7 +27,9 @@ def to_tensors(
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, features: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
+def predict_logits(
+    model: nn.Module, features: torch.Tensor, batch_size: int = 65536
+) -> torch.Tensor:
     """Logits of ``model`` in eval mode, in chunks so that millions of rows fit in memory."""
     was_training = model.training
     model.eval()

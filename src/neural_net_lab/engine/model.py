@@ -8,11 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"model parameter '{name}' must be a positive integer, got {value!r}")
-    return value
+from .config import ModelParams, as_params
 
 
 def build_mlp(
@@ -28,17 +24,6 @@ def build_mlp(
     second softmax flattens the gradients (the lesson's original mistake). Each hidden layer
     gets its own activation module, so that a module graph or hook sees one per layer.
     """
-    _positive_int(input_dim, "input_dim")
-    _positive_int(n_classes, "n_classes")
-    if isinstance(hidden_dims, (str, bytes)) or not isinstance(hidden_dims, Sequence):
-        raise ValueError(f"model parameter 'hidden_dims' must be a list of sizes, got {hidden_dims!r}")
-    for i, width in enumerate(hidden_dims):
-        _positive_int(width, f"hidden_dims[{i}]")
-    if not isinstance(negative_slope, (int, float)) or negative_slope < 0:
-        raise ValueError(f"model parameter 'negative_slope' must be >= 0, got {negative_slope!r}")
-    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"model parameter 'dropout' must be in [0, 1), got {dropout!r}")
-
     layers: list[nn.Module] = []
     widths = [input_dim, *hidden_dims]
     for fan_in, fan_out in zip(widths[:-1], widths[1:]):
@@ -56,28 +41,30 @@ def build_mlp(
     return nn.Sequential(*layers)
 
 
-def mlp_from_params(model_params: Mapping[str, Any]) -> nn.Sequential:
-    """Builds the MLP described by a ``model`` parameter block."""
-    known = {"input_dim", "hidden_dims", "n_classes", "negative_slope", "dropout"}
-    unknown = sorted(set(model_params) - known)
-    if unknown:
-        raise ValueError(f"unknown model parameter(s) {unknown}; expected some of {sorted(known)}")
-    return build_mlp(**model_params)
+def mlp_from_params(model: ModelParams | Mapping[str, Any]) -> nn.Sequential:
+    """Builds the MLP described by a ``model`` parameter block (checked by ``ModelParams``)."""
+    return build_mlp(**as_params(ModelParams, model).model_dump())
 
 
-def load_mlp(state_dict: Mapping[str, torch.Tensor], model_params: Mapping[str, Any]) -> nn.Sequential:
+def load_mlp(
+    state_dict: Mapping[str, torch.Tensor], model: ModelParams | Mapping[str, Any]
+) -> nn.Sequential:
     """Rebuilds the network from parameters and loads weights into it, naming any mismatch."""
-    model = mlp_from_params(model_params)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    model = as_params(ModelParams, model)
+    network = mlp_from_params(model)
+    expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
     given = {k: tuple(v.shape) for k, v in state_dict.items()}
     if expected != given:
         missing = sorted(set(expected) - set(given))
         unexpected = sorted(set(given) - set(expected))
-        shapes = [f"{k}: saved {given[k]} vs model {expected[k]}"
-                  for k in sorted(set(expected) & set(given)) if expected[k] != given[k]]  # fmt: skip
+        shapes = [
+            f"{k}: saved {given[k]} vs model {expected[k]}"
+            for k in sorted(set(expected) & set(given))
+            if expected[k] != given[k]
+        ]
         raise ValueError(
             "the saved weights do not fit the network described by the 'model' parameters "
-            f"{dict(model_params)}: missing {missing}, unexpected {unexpected}, shapes {shapes}"
+            f"{model.dump()}: missing {missing}, unexpected {unexpected}, shapes {shapes}"
         )
-    model.load_state_dict(state_dict)
-    return model
+    network.load_state_dict(state_dict)
+    return network

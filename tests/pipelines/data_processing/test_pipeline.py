@@ -8,7 +8,9 @@ import pytest
 from kedro_datasets.json import JSONDataset
 from sklearn.preprocessing import StandardScaler
 
+from neural_net_lab.engine.config import ParameterError
 from neural_net_lab.pipelines.data_processing.nodes import (
+    DataProcessingParams,
     DataValidationError,
     fit_scaler,
     split_data,
@@ -18,13 +20,19 @@ from neural_net_lab.pipelines.data_processing.nodes import (
 from neural_net_lab.pipelines.inference.nodes import validate_phones_to_price
 from tests.conftest import PROJECT_ROOT, run_kedro
 
-PARAMS = {"train_share": 0.8, "random_state": 66, "min_rows_per_class": 10}
+PARAMS = DataProcessingParams(train_share=0.8, random_state=66, min_rows_per_class=10)
+
+
+@pytest.fixture(scope="module")
+def columns(column_params):
+    """The columns block as the nodes receive it from Kedro (typed)."""
+    return column_params
 
 
 def test_validation_accepts_shipped_table_and_drops_id(raw_phones, columns):
     with_id = raw_phones.assign(id=np.arange(len(raw_phones)))
     validated = validate_phone_prices(with_id, columns, PARAMS)
-    assert list(validated.columns) == [*columns["features"], "price_range"]
+    assert list(validated.columns) == [*columns.features, "price_range"]
     assert len(validated) == 2000
     assert validated["price_range"].value_counts().to_dict() == {0: 500, 1: 500, 2: 500, 3: 500}
 
@@ -44,7 +52,9 @@ def test_non_numeric_values_are_counted_per_column(raw_phones, columns):
 def test_missing_values_are_counted_per_column(raw_phones, columns):
     broken = raw_phones.copy()
     broken.loc[:4, "battery_power"] = np.nan
-    with pytest.raises(DataValidationError, match=r"column 'battery_power': 5 row\(s\) with missing"):
+    with pytest.raises(
+        DataValidationError, match=r"column 'battery_power': 5 row\(s\) with missing"
+    ):
         validate_phone_prices(broken, columns, PARAMS)
 
 
@@ -61,7 +71,9 @@ def test_missing_label_column_is_named(raw_phones, columns):
 
 
 def test_class_too_small_to_stratify_is_rejected(raw_phones, columns):
-    rare = pd.concat([raw_phones[raw_phones.price_range != 3], raw_phones[raw_phones.price_range == 3].head(3)])
+    rare = pd.concat(
+        [raw_phones[raw_phones.price_range != 3], raw_phones[raw_phones.price_range == 3].head(3)]
+    )
     with pytest.raises(DataValidationError, match=r"\{3: 3\} have fewer than 10 rows"):
         validate_phone_prices(rare, columns, PARAMS)
 
@@ -76,34 +88,33 @@ def test_split_is_stratified_and_deterministic(raw_phones, columns):
     pd.testing.assert_frame_equal(train, again_train)
 
 
-def test_bad_train_share_is_named(raw_phones, columns):
-    validated = validate_phone_prices(raw_phones, columns, PARAMS)
-    with pytest.raises(ValueError, match="data_processing.train_share"):
-        split_data(validated, columns, {**PARAMS, "train_share": 1.5})
+def test_bad_train_share_is_named():
+    with pytest.raises(ParameterError, match=r"^data_processing.train_share: must be < 1, got 1.5"):
+        DataProcessingParams.model_validate({**PARAMS.dump(), "train_share": 1.5})
 
 
 def test_scaler_is_fitted_on_the_training_split_only(raw_phones, columns):
     validated = validate_phone_prices(raw_phones, columns, PARAMS)
     train, test = split_data(validated, columns, PARAMS)
     scaler = fit_scaler(train, columns)
-    assert scaler["features"] == columns["features"] and scaler["n_samples_seen"] == len(train)
-    np.testing.assert_allclose(scaler["mean"], train[columns["features"]].mean().to_numpy())
-    assert not np.allclose(scaler["mean"], validated[columns["features"]].mean().to_numpy())
+    assert scaler["features"] == columns.features and scaler["n_samples_seen"] == len(train)
+    np.testing.assert_allclose(scaler["mean"], train[columns.features].mean().to_numpy())
+    assert not np.allclose(scaler["mean"], validated[columns.features].mean().to_numpy())
     scaled_train = standardize(train, scaler, columns)
-    np.testing.assert_allclose(scaled_train[columns["features"]].mean().to_numpy(), 0, atol=1e-5)
+    np.testing.assert_allclose(scaled_train[columns.features].mean().to_numpy(), 0, atol=1e-5)
     # The test split keeps its own offset: it was not used to fit.
-    assert np.abs(standardize(test, scaler, columns)[columns["features"]].mean().to_numpy()).max() > 1e-3
+    assert (
+        np.abs(standardize(test, scaler, columns)[columns.features].mean().to_numpy()).max() > 1e-3
+    )
     assert (scaled_train.price_range.to_numpy() == train.price_range.to_numpy()).all()
 
 
-def test_persisted_scaler_standardizes_bitwise_like_standard_scaler(
-    raw_phones, columns, tmp_path
-):
+def test_persisted_scaler_standardizes_bitwise_like_standard_scaler(raw_phones, columns, tmp_path):
     """The JSON parameters reproduce StandardScaler.transform exactly on every shipped table
     that the project standardizes, so no model input or prediction changes."""
     validated = validate_phone_prices(raw_phones, columns, PARAMS)
     train, test = split_data(validated, columns, PARAMS)
-    features = columns["features"]
+    features = columns.features
     reference = StandardScaler().fit(train[features])
     persisted = JSONDataset(filepath=str(tmp_path / "scaler.json"))
     persisted.save(fit_scaler(train, columns))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.pipelines.evaluation.nodes import (
+    EvaluationParams,
     combine_metrics,
     plot_training_curves,
     predict_test_set,
@@ -14,8 +16,22 @@ from neural_net_lab.pipelines.evaluation.nodes import (
     score_network,
 )
 
-MODEL = {"input_dim": 20, "hidden_dims": [32], "n_classes": 4}
-TRAINING = {"seed": 0, "epochs": 3, "batch_size": 16, "optimizer": {"name": "Adam", "lr": 0.003}, "progress": False}
+MODEL = ModelParams(input_dim=20, hidden_dims=[32], n_classes=4)
+TRAINING = TrainingParams.model_validate(
+    {
+        "seed": 0,
+        "epochs": 3,
+        "batch_size": 16,
+        "optimizer": {"name": "Adam", "lr": 0.003},
+        "progress": False,
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def columns(column_params):
+    """The columns block as the nodes receive it from Kedro (typed)."""
+    return column_params
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +55,19 @@ def test_network_scores_match_sklearn_definitions(trained, model_inputs, columns
 
 def test_logistic_baseline_beats_chance_by_far(model_inputs, columns):
     baseline = score_logistic_baseline(
-        model_inputs["fit_set"], model_inputs["test_set"], columns, {"baseline": {"max_iter": 2000}}
+        model_inputs["fit_set"],
+        model_inputs["test_set"],
+        columns,
+        EvaluationParams(baseline={"max_iter": 2000}),
     )
     assert baseline["baseline_test_accuracy"] > 0.9
 
 
 def test_combined_metrics_and_curves(trained):
     _, history = trained
-    metrics, mlflow_metrics = combine_metrics({"test_accuracy": 0.9}, {"baseline_test_accuracy": 0.95}, history)
+    metrics, mlflow_metrics = combine_metrics(
+        {"test_accuracy": 0.9}, {"baseline_test_accuracy": 0.95}, history
+    )
     assert metrics["final_val_accuracy"] == history["val_accuracy"][-1]
     assert mlflow_metrics["test_accuracy"] == {"value": 0.9, "step": 0}
     figure = plot_training_curves(history)

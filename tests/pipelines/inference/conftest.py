@@ -11,17 +11,26 @@ import pandas as pd
 import pytest
 import torch
 
+from neural_net_lab.engine.config import ColumnsParams, ModelParams
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.seeding import seed_everything
-from neural_net_lab.pipelines.training.nodes import log_served_model
+from neural_net_lab.pipelines.training.nodes import ServedModelParams, log_served_model
 from tests.conftest import PROJECT_ROOT
 
 PHONES_TO_PRICE = PROJECT_ROOT / "data" / "01_raw" / "phones_to_price.csv"
 # Not the project's defaults on purpose: dropout and a non-default slope must survive serving.
-MODEL_PARAMS: dict[str, Any] = {"input_dim": 20, "hidden_dims": [32, 16], "n_classes": 4,
-                                "negative_slope": 0.05, "dropout": 0.1}  # fmt: skip
-SERVED = {"name": "phone_price_classifier", "registered_model_name": "phone_price_classifier",
-          "example_rows": 3}  # fmt: skip
+MODEL_PARAMS = ModelParams(
+    input_dim=20, hidden_dims=[32, 16], n_classes=4, negative_slope=0.05, dropout=0.1
+)
+SERVED = ServedModelParams(
+    name="phone_price_classifier", registered_model_name="phone_price_classifier", example_rows=3
+)
+
+
+@pytest.fixture(scope="module")
+def columns(column_params):
+    """The columns block as the nodes receive it from Kedro (typed)."""
+    return column_params
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +47,12 @@ def model_state() -> dict[str, torch.Tensor]:
 
 
 def reference_predictions(
-    phones: pd.DataFrame, scaler: Any, state: dict[str, torch.Tensor], model_params: dict[str, Any],
-    columns: dict[str, Any],
-) -> pd.DataFrame:  # fmt: skip
+    phones: pd.DataFrame,
+    scaler: Any,
+    state: dict[str, torch.Tensor],
+    model_params: ModelParams,
+    columns: ColumnsParams,
+) -> pd.DataFrame:
     """The model applied by hand, in process: the scaler's mean and scale, network in eval
     mode, softmax."""
     model = mlp_from_params(model_params)
@@ -51,9 +63,10 @@ def reference_predictions(
     with torch.no_grad():
         logits = model(torch.from_numpy(scaled))
     probabilities = torch.softmax(logits, dim=1).numpy()
-    frame = pd.DataFrame({"id": phones["id"].to_numpy(),
-                          "price_range": logits.argmax(dim=1).numpy()})  # fmt: skip
-    for i, label in enumerate(columns["classes"]):
+    frame = pd.DataFrame(
+        {"id": phones["id"].to_numpy(), "price_range": logits.argmax(dim=1).numpy()}
+    )
+    for i, label in enumerate(columns.classes):
         frame[f"probability_{label}"] = probabilities[:, i]
     return frame
 
@@ -65,9 +78,11 @@ def assert_same_predictions(actual: pd.DataFrame, expected: pd.DataFrame) -> Non
     assert actual["price_range"].tolist() == expected["price_range"].tolist()
     probabilities = [c for c in expected.columns if c.startswith("probability_")]
     np.testing.assert_allclose(
-        actual[probabilities].to_numpy("float64"), expected[probabilities].to_numpy("float64"),
-        rtol=1e-5, atol=1e-7,
-    )  # fmt: skip
+        actual[probabilities].to_numpy("float64"),
+        expected[probabilities].to_numpy("float64"),
+        rtol=1e-5,
+        atol=1e-7,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +95,8 @@ def served_store(tmp_path_factory, model_inputs, model_state, raw_phones, column
     mlflow.set_registry_uri(uri)
     experiment = mlflow.create_experiment("served", artifact_location=str(folder / "artifacts"))
     with mlflow.start_run(experiment_id=experiment):
-        info = log_served_model(model_state, model_inputs["scaler"], raw_phones, MODEL_PARAMS,
-                                columns, SERVED)  # fmt: skip
+        info = log_served_model(
+            model_state, model_inputs["scaler"], raw_phones, MODEL_PARAMS, columns, SERVED
+        )
     assert info["logged"] and info["registered_model_version"] == 1
     return uri

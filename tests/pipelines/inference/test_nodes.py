@@ -33,33 +33,42 @@ def test_batch_predictions_equal_the_in_process_model(
     predictions = price_phones(
         validated, model_inputs["scaler"], model_state, MODEL_PARAMS, columns
     )
-    expected = reference_predictions(phones_to_price, model_inputs["scaler"], model_state,
-                                     MODEL_PARAMS, columns)  # fmt: skip
+    expected = reference_predictions(
+        phones_to_price, model_inputs["scaler"], model_state, MODEL_PARAMS, columns
+    )
     assert_same_predictions(predictions, expected)
     probabilities = predictions.filter(like="probability_").to_numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
-    assert predictions["price_range"].isin(columns["classes"]).all()
+    assert predictions["price_range"].isin(columns.classes).all()
 
 
 def test_extra_columns_are_ignored_with_a_warning(phones_to_price, columns, caplog):
     with caplog.at_level(logging.WARNING):
         validated = validate_phones_to_price(phones_to_price.assign(colour="red"), columns)
     assert "colour" in caplog.text
-    assert list(validated.columns) == ["id", *columns["features"]]
+    assert list(validated.columns) == ["id", *columns.features]
 
 
 @pytest.mark.parametrize(
     ("breakage", "message"),
     [
-        (lambda f: f.drop(columns=["ram", "wifi"]), r"missing feature column\(s\) \['ram', 'wifi'\]"),
-        (lambda f: f.assign(ram=f["ram"].astype(object).where(f.index != 3, "lots")),
-         r"column 'ram': 1 row\(s\) not numeric"),
-        (lambda f: f.assign(fc=f["fc"].where(f.index > 1)), r"column 'fc': 2 row\(s\) with missing"),
+        (
+            lambda f: f.drop(columns=["ram", "wifi"]),
+            r"missing feature column\(s\) \['ram', 'wifi'\]",
+        ),
+        (
+            lambda f: f.assign(ram=f["ram"].astype(object).where(f.index != 3, "lots")),
+            r"column 'ram': 1 row\(s\) not numeric",
+        ),
+        (
+            lambda f: f.assign(fc=f["fc"].where(f.index > 1)),
+            r"column 'fc': 2 row\(s\) with missing",
+        ),
         (lambda f: f.drop(columns="id"), "missing id column 'id'"),
         (lambda f: f.assign(id=1), r"column 'id': 1 id\(s\) used more than once"),
         (lambda f: f.iloc[:0], "no rows"),
     ],
-)  # fmt: skip
+)
 def test_bad_input_is_refused_naming_the_column(phones_to_price, columns, breakage, message):
     with pytest.raises(DataValidationError, match=f"phones to price: .*{message}"):
         validate_phones_to_price(breakage(phones_to_price.copy()), columns)
@@ -68,8 +77,8 @@ def test_bad_input_is_refused_naming_the_column(phones_to_price, columns, breaka
 def test_class_count_mismatch_is_named(phones_to_price, model_inputs, model_state, columns):
     validated = validate_phones_to_price(phones_to_price, columns)
     with pytest.raises(ValueError, match="model.n_classes is 4 but columns.classes lists 3"):
-        price_phones(validated, model_inputs["scaler"], model_state, MODEL_PARAMS,
-                     {**columns, "classes": [0, 1, 2]})  # fmt: skip
+        three_classes = columns.model_copy(update={"classes": [0, 1, 2]})
+        price_phones(validated, model_inputs["scaler"], model_state, MODEL_PARAMS, three_classes)
 
 
 def test_served_network_refuses_layers_it_cannot_rebuild():

@@ -57,8 +57,10 @@ def test_default_run_registers_a_model_that_prices_like_the_batch_pipeline(
 
     served = json.loads((models / "served_model.json").read_text())
     client = mlflow_client()
-    (run,) = client.search_runs([client.get_experiment_by_name("neural_net_lab").experiment_id],
-                                filter_string="attributes.run_name = '__default__'")  # fmt: skip
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("neural_net_lab").experiment_id],
+        filter_string="attributes.run_name = '__default__'",
+    )
     assert served["logged"] and served["run_id"] == run.info.run_id
     version = client.get_model_version("phone_price_classifier", "1")
     assert version.run_id == run.info.run_id
@@ -67,8 +69,12 @@ def test_default_run_registers_a_model_that_prices_like_the_batch_pipeline(
     phones_csv = str(project_copy / "data/01_raw/phones_to_price.csv")
     loaded = subprocess.run(
         [sys.executable, "-c", LOAD_WITHOUT_PROJECT, phones_csv, str(output)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert_same_predictions(pd.read_csv(output), batch)
 

@@ -37,11 +37,11 @@ def batch_predictions(phones, model_inputs, model_state, columns) -> pd.DataFram
 def test_logged_model_has_signature_example_and_pinned_requirements(served_store, columns):
     info = mlflow.models.get_model_info(MODEL_URI)
     inputs = info.signature.inputs.input_names()
-    assert inputs == [*columns["features"], "id"]
+    assert inputs == [*columns.features, "id"]
     assert info.signature.outputs.input_names() == [
         "id",
         "price_range",
-        *(f"probability_{c}" for c in columns["classes"]),
+        *(f"probability_{c}" for c in columns.classes),
     ]
     assert info.saved_input_example_info is not None
     requirements = mlflow.pyfunc.get_model_dependencies(MODEL_URI)
@@ -55,8 +55,11 @@ def test_logged_model_refuses_bad_rows_naming_the_column(served_store, phones_to
     with pytest.raises(mlflow.MlflowException, match=r"missing inputs \['ram'\]"):
         model.predict(phones_to_price.drop(columns="ram"))
     with pytest.raises(ValueError, match="'clock_speed': 2"):
-        model.predict(phones_to_price.assign(clock_speed=phones_to_price.clock_speed.where(
-            phones_to_price.index > 1)))  # fmt: skip
+        model.predict(
+            phones_to_price.assign(
+                clock_speed=phones_to_price.clock_speed.where(phones_to_price.index > 1)
+            )
+        )
 
 
 def test_nothing_is_logged_without_an_active_run(model_inputs, model_state, raw_phones, columns):
@@ -74,8 +77,9 @@ def _free_loopback_port() -> int:
 
 
 def _post(url: str, payload: dict) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read().decode()
@@ -90,12 +94,26 @@ def mlflow_models_serve(model_uri: str, tracking_uri: str, log_path: Path) -> It
     base = f"http://127.0.0.1:{port}"
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
-             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                model_uri,
+                "--env-manager",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so its uvicorn worker stops with it
-        )  # fmt: skip
+        )
         try:
             deadline = time.monotonic() + SERVE_STARTUP_LIMIT_S
             while not _answers_ping(base):

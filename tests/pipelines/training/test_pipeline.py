@@ -6,30 +6,40 @@ import shutil
 
 import pytest
 
+from neural_net_lab.engine.config import ModelParams, ParameterError, TrainingParams
 from neural_net_lab.pipelines.training.nodes import history_to_mlflow, split_validation, train_model
 from neural_net_lab.pipelines.training.pipeline import variant_names
 from tests.conftest import PROJECT_ROOT
 
-MODEL = {"input_dim": 20, "hidden_dims": [16], "n_classes": 4}
-TRAINING = {"seed": 3, "epochs": 3, "batch_size": 16, "validation_share": 0.1,
-            "optimizer": {"name": "Adam", "lr": 0.001}, "progress": False}  # fmt: skip
+MODEL = ModelParams(input_dim=20, hidden_dims=[16], n_classes=4)
+SETTINGS = {
+    "seed": 3,
+    "epochs": 3,
+    "batch_size": 16,
+    "validation_share": 0.1,
+    "optimizer": {"name": "Adam", "lr": 0.001},
+    "progress": False,
+}
+TRAINING = TrainingParams.model_validate(SETTINGS)
+NO_VALIDATION = TrainingParams.model_validate({**SETTINGS, "validation_share": 0})
 
 
-def test_validation_share_is_stratified_and_zero_turns_it_off(model_inputs, columns):
-    fit_set, validation_set = split_validation(model_inputs["train_set"], columns, TRAINING)
+def test_validation_share_is_stratified_and_zero_turns_it_off(model_inputs, column_params):
+    fit_set, validation_set = split_validation(model_inputs["train_set"], column_params, TRAINING)
     assert (len(fit_set), len(validation_set)) == (1440, 160)
     assert validation_set.price_range.value_counts().unique().tolist() == [40]
-    fit_all, none = split_validation(model_inputs["train_set"], columns, {**TRAINING, "validation_share": 0})
+    fit_all, none = split_validation(model_inputs["train_set"], column_params, NO_VALIDATION)
     assert len(fit_all) == 1600 and len(none) == 0
 
 
-def test_bad_validation_share_is_named(model_inputs, columns):
-    with pytest.raises(ValueError, match="training.validation_share"):
-        split_validation(model_inputs["train_set"], columns, {**TRAINING, "validation_share": 1})
+def test_bad_validation_share_is_named():
+    with pytest.raises(ParameterError, match=r"^training.validation_share: must be < 1, got 1$"):
+        TrainingParams.model_validate({**SETTINGS, "validation_share": 1})
 
 
-def test_train_model_history_has_one_value_per_epoch(model_inputs, columns):
-    _, history = train_model(model_inputs["fit_set"], model_inputs["validation_set"], MODEL, TRAINING, columns)
+def test_train_model_history_has_one_value_per_epoch(model_inputs, column_params):
+    tables = model_inputs["fit_set"], model_inputs["validation_set"]
+    _, history = train_model(*tables, MODEL, TRAINING, column_params)
     assert {len(history[k]) for k in ("train_loss", "val_loss", "val_accuracy")} == {3}
     metrics = history_to_mlflow(history)
     assert set(metrics) == {"train_loss", "val_loss", "val_accuracy"}
@@ -37,9 +47,9 @@ def test_train_model_history_has_one_value_per_epoch(model_inputs, columns):
     assert metrics["train_loss"][2]["value"] == history["train_loss"][2]
 
 
-def test_training_without_validation(model_inputs, columns):
-    fit_all, none = split_validation(model_inputs["train_set"], columns, {**TRAINING, "validation_share": 0})
-    _, history = train_model(fit_all, none, MODEL, TRAINING, columns)
+def test_training_without_validation(model_inputs, column_params):
+    fit_all, none = split_validation(model_inputs["train_set"], column_params, NO_VALIDATION)
+    _, history = train_model(fit_all, none, MODEL, TRAINING, column_params)
     assert set(history) == {"train_loss", "seconds"}
 
 

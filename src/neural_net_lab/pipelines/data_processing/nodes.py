@@ -4,26 +4,40 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from neural_net_lab.engine.config import Block, ColumnsParams, NonNegativeInt, PositiveInt
+
 logger = logging.getLogger(__name__)
+
+
+class DataProcessingParams(Block):
+    """The split of the phone table (``data_processing``)."""
+
+    block_path: ClassVar[str] = "data_processing"
+
+    train_share: Annotated[float, Field(gt=0, lt=1)]
+    random_state: NonNegativeInt
+    # Stratifying needs rows of every class on both sides of each split.
+    min_rows_per_class: PositiveInt
 
 
 class DataValidationError(ValueError):
     """The input table breaks a rule; the message names the columns and the rows."""
 
 
-def check_feature_table(frame: pd.DataFrame, columns: dict[str, Any], source: str) -> pd.DataFrame:
+def check_feature_table(frame: pd.DataFrame, columns: ColumnsParams, source: str) -> pd.DataFrame:
     """Checks the feature columns (present, numeric, no missing values); returns them as floats.
 
     Shared with inference, which scores tables that have no label column.
     """
-    features = columns["features"]
+    features = columns.features
     missing = [c for c in features if c not in frame.columns]
     if missing:
         raise DataValidationError(f"{source}: missing feature column(s) {missing}")
@@ -47,7 +61,7 @@ def check_feature_table(frame: pd.DataFrame, columns: dict[str, Any], source: st
 
 
 def validate_phone_prices(
-    raw: pd.DataFrame, columns: dict[str, Any], params: dict[str, Any]
+    raw: pd.DataFrame, columns: ColumnsParams, params: DataProcessingParams
 ) -> pd.DataFrame:
     """Validates the raw table; returns the 20 features as floats and the label as int.
 
@@ -55,7 +69,7 @@ def validate_phone_prices(
     error naming the column(s) and how many rows are bad, so nothing downstream is written.
     """
     source = "phone price table"
-    target, classes = columns["target"], list(columns["classes"])
+    target, classes = columns.target, columns.classes
     if target not in raw.columns:
         raise DataValidationError(f"{source}: missing label column '{target}'")
     features = check_feature_table(raw, columns, source)
@@ -69,14 +83,14 @@ def validate_phone_prices(
             f"the declared classes {classes} (e.g. {examples})"
         )
     counts = labels.value_counts().reindex(classes, fill_value=0)
-    too_few = counts[counts < params["min_rows_per_class"]]
+    too_few = counts[counts < params.min_rows_per_class]
     if not too_few.empty:
         raise DataValidationError(
             f"{source}: column '{target}': class(es) {too_few.to_dict()} have fewer than "
-            f"{params['min_rows_per_class']} rows (data_processing.min_rows_per_class), "
+            f"{params.min_rows_per_class} rows (data_processing.min_rows_per_class), "
             "too few to stratify"
         )
-    extra = [c for c in raw.columns if c not in {*columns["features"], target, columns["id"]}]
+    extra = [c for c in raw.columns if c not in {*columns.features, target, columns.id}]
     if extra:
         logger.warning("%s: ignoring extra column(s) %s", source, extra)
     validated = features.assign(**{target: labels.astype("int64")})
@@ -85,29 +99,26 @@ def validate_phone_prices(
 
 
 def split_data(
-    validated: pd.DataFrame, columns: dict[str, Any], params: dict[str, Any]
+    validated: pd.DataFrame, columns: ColumnsParams, params: DataProcessingParams
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified train/test split with the share and random state from parameters."""
-    share = params["train_share"]
-    if isinstance(share, bool) or not isinstance(share, float) or not 0 < share < 1:
-        raise ValueError(f"data_processing.train_share must be a number in (0, 1), got {share!r}")
     train, test = train_test_split(
         validated,
-        train_size=share,
-        stratify=validated[columns["target"]],
-        random_state=params["random_state"],
+        train_size=params.train_share,
+        stratify=validated[columns.target],
+        random_state=params.random_state,
     )
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def fit_scaler(train: pd.DataFrame, columns: dict[str, Any]) -> dict[str, Any]:
+def fit_scaler(train: pd.DataFrame, columns: ColumnsParams) -> dict[str, Any]:
     """Fits a StandardScaler on the training split only; returns its parameters to persist.
 
     Fitting on the training split keeps the test rows' statistics out of training. The
     parameters are persisted as JSON rather than a pickled scaler: readable, tied to no
     scikit-learn version, and loading them runs no code.
     """
-    features = list(columns["features"])
+    features = list(columns.features)
     scaler = StandardScaler().fit(train[features])
     return {
         "features": features,
@@ -144,18 +155,21 @@ def scaler_arrays(scaler: Mapping[str, Any], features: list[str]) -> tuple[np.nd
             raise ValueError(
                 f"{source}: '{key}' holds {values.size} value(s) for {len(features)} features"
             )
-    bad = [c for c, m, s in zip(features, mean, scale, strict=True)
-           if not (np.isfinite(m) and np.isfinite(s) and s > 0)]  # fmt: skip
+    bad = [
+        c
+        for c, m, s in zip(features, mean, scale, strict=True)
+        if not (np.isfinite(m) and np.isfinite(s) and s > 0)
+    ]
     if bad:
         raise ValueError(f"{source}: non-finite mean or non-positive scale for {bad}")
     return mean, scale
 
 
 def standardize(
-    frame: pd.DataFrame, scaler: Mapping[str, Any], columns: dict[str, Any]
+    frame: pd.DataFrame, scaler: Mapping[str, Any], columns: ColumnsParams
 ) -> pd.DataFrame:
     """Scales the features with the persisted training mean and scale; keeps the label."""
-    features = list(columns["features"])
+    features = list(columns.features)
     mean, scale = scaler_arrays(scaler, features)
     missing = [c for c in features if c not in frame.columns]
     if missing:
@@ -164,6 +178,6 @@ def standardize(
     # float32 model inputs are bitwise those of the fitted scaler.
     scaled = (frame[features].to_numpy(dtype="float64") - mean) / scale
     scaled = pd.DataFrame(scaled.astype("float32"), columns=features, index=frame.index)
-    if columns["target"] in frame.columns:
-        scaled[columns["target"]] = frame[columns["target"]].to_numpy()
+    if columns.target in frame.columns:
+        scaled[columns.target] = frame[columns.target].to_numpy()
     return scaled

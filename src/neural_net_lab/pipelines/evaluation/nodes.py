@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -16,8 +16,30 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from neural_net_lab.engine.config import (
+    Block,
+    ColumnsParams,
+    ModelParams,
+    PositiveFloat,
+    PositiveInt,
+)
 from neural_net_lab.engine.data import predict_logits, to_tensors
 from neural_net_lab.engine.model import load_mlp
+
+
+class BaselineParams(Block):
+    """scikit-learn ``LogisticRegression`` settings for the linear reference."""
+
+    C: PositiveFloat = 1.0
+    max_iter: PositiveInt = 100
+
+
+class EvaluationParams(Block):
+    """The evaluation pipeline's settings (``evaluation``)."""
+
+    block_path: ClassVar[str] = "evaluation"
+
+    baseline: BaselineParams
 
 
 def _scores(labels: np.ndarray, predicted: np.ndarray, prefix: str) -> dict[str, float]:
@@ -33,28 +55,27 @@ def _scores(labels: np.ndarray, predicted: np.ndarray, prefix: str) -> dict[str,
 
 
 def predict_test_set(
-    model_state: dict[str, Any], test_set: pd.DataFrame, model_params: dict[str, Any],
-    columns: dict[str, Any],
-) -> np.ndarray:  # fmt: skip
+    model_state: dict[str, Any], test_set: pd.DataFrame, model: ModelParams, columns: ColumnsParams
+) -> np.ndarray:
     """Predicted price range of every test phone, from the saved weights."""
-    model = load_mlp(model_state, model_params)
-    features, _ = to_tensors(test_set, columns["features"])
-    return predict_logits(model, features).argmax(dim=1).numpy()
+    network = load_mlp(model_state, model)
+    features, _ = to_tensors(test_set, columns.features)
+    return predict_logits(network, features).argmax(dim=1).numpy()
 
 
 def score_network(
-    predicted: np.ndarray, test_set: pd.DataFrame, columns: dict[str, Any]
+    predicted: np.ndarray, test_set: pd.DataFrame, columns: ColumnsParams
 ) -> tuple[dict[str, float], dict[str, Any], plt.Figure]:
     """Test accuracy, macro precision/recall/F1, per-class report and confusion matrix plot."""
-    labels = test_set[columns["target"]].to_numpy()
-    classes = list(columns["classes"])
+    labels = test_set[columns.target].to_numpy()
+    classes = columns.classes
     report = classification_report(
         labels, predicted, labels=classes, output_dict=True, zero_division=0
     )
     figure, axis = plt.subplots(figsize=(5, 4.5))
-    ConfusionMatrixDisplay(confusion_matrix(labels, predicted, labels=classes), display_labels=classes).plot(
-        ax=axis, colorbar=False, cmap="Blues"
-    )
+    ConfusionMatrixDisplay(
+        confusion_matrix(labels, predicted, labels=classes), display_labels=classes
+    ).plot(ax=axis, colorbar=False, cmap="Blues")
     axis.set_title("Phone-price MLP: test confusion matrix")
     axis.set_xlabel("predicted price_range")
     axis.set_ylabel("true price_range")
@@ -63,13 +84,13 @@ def score_network(
 
 
 def score_logistic_baseline(
-    fit_set: pd.DataFrame, test_set: pd.DataFrame, columns: dict[str, Any], params: dict[str, Any]
+    fit_set: pd.DataFrame, test_set: pd.DataFrame, columns: ColumnsParams, params: EvaluationParams
 ) -> dict[str, float]:
     """LogisticRegression trained on the network's training rows, scored on the test rows."""
-    baseline = LogisticRegression(**params["baseline"])
-    baseline.fit(fit_set[columns["features"]], fit_set[columns["target"]])
-    predicted = baseline.predict(test_set[columns["features"]])
-    return _scores(test_set[columns["target"]].to_numpy(), predicted, "baseline_")
+    baseline = LogisticRegression(**params.baseline.model_dump())
+    baseline.fit(fit_set[columns.features], fit_set[columns.target])
+    predicted = baseline.predict(test_set[columns.features])
+    return _scores(test_set[columns.target].to_numpy(), predicted, "baseline_")
 
 
 def combine_metrics(

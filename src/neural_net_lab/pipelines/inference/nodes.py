@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from neural_net_lab.engine.config import ColumnsParams, ModelParams
 from neural_net_lab.engine.data import predict_logits, to_tensors
 from neural_net_lab.engine.model import load_mlp
 from neural_net_lab.pipelines.data_processing.nodes import (
@@ -23,9 +24,9 @@ logger = logging.getLogger(__name__)
 SOURCE = "phones to price"
 
 
-def validate_phones_to_price(raw: pd.DataFrame, columns: dict[str, Any]) -> pd.DataFrame:
+def validate_phones_to_price(raw: pd.DataFrame, columns: ColumnsParams) -> pd.DataFrame:
     """Checks the id and feature columns like training data; returns them, features as floats."""
-    id_column = columns["id"]
+    id_column = columns.id
     if id_column not in raw.columns:
         raise DataValidationError(f"{SOURCE}: missing id column '{id_column}'")
     if raw.empty:
@@ -42,38 +43,41 @@ def validate_phones_to_price(raw: pd.DataFrame, columns: dict[str, Any]) -> pd.D
             f"{SOURCE}: column '{id_column}': {len(duplicated)} id(s) used more than once "
             f"(e.g. {duplicated[:5].tolist()})"
         )
-    extra = [c for c in raw.columns if c not in {*columns["features"], id_column}]
+    extra = [c for c in raw.columns if c not in {*columns.features, id_column}]
     if extra:
         logger.warning("%s: ignoring extra column(s) %s", SOURCE, extra)
-    return features.assign(**{id_column: ids})[[id_column, *columns["features"]]]
+    return features.assign(**{id_column: ids})[[id_column, *columns.features]]
 
 
 def price_phones(
     phones: pd.DataFrame,
     scaler: Mapping[str, Any],
     model_state: dict[str, torch.Tensor],
-    model_params: dict[str, Any],
-    columns: dict[str, Any],
+    model: ModelParams,
+    columns: ColumnsParams,
 ) -> pd.DataFrame:
     """Each phone's id, predicted price range and one probability column per class."""
-    classes = np.asarray(columns["classes"])
-    if model_params["n_classes"] != len(classes):
+    classes = np.asarray(columns.classes)
+    if model.n_classes != len(classes):
         raise ValueError(
-            f"model.n_classes is {model_params['n_classes']} but columns.classes lists "
+            f"model.n_classes is {model.n_classes} but columns.classes lists "
             f"{len(classes)} classes {classes.tolist()}"
         )
-    features, _ = to_tensors(standardize(phones, scaler, columns), columns["features"])
-    logits = predict_logits(load_mlp(model_state, model_params), features)
+    features, _ = to_tensors(standardize(phones, scaler, columns), columns.features)
+    logits = predict_logits(load_mlp(model_state, model), features)
     # Softmax belongs here, at prediction time; training feeds logits to CrossEntropyLoss.
     probabilities = torch.softmax(logits, dim=1).numpy().astype("float64")
-    predictions = pd.DataFrame({
-        columns["id"]: phones[columns["id"]].to_numpy(),
-        columns["target"]: classes[logits.argmax(dim=1).numpy()],
-    })  # fmt: skip
+    predictions = pd.DataFrame(
+        {
+            columns.id: phones[columns.id].to_numpy(),
+            columns.target: classes[logits.argmax(dim=1).numpy()],
+        }
+    )
     for i, label in enumerate(classes):
         predictions[f"probability_{label}"] = probabilities[:, i]
     logger.info(
         "Priced %d phones; predicted price ranges %s",
-        len(predictions), predictions[columns["target"]].value_counts().sort_index().to_dict(),
-    )  # fmt: skip
+        len(predictions),
+        predictions[columns.target].value_counts().sort_index().to_dict(),
+    )
     return predictions

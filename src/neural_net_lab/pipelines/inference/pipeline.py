@@ -29,7 +29,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="price_predictions",
                 name="price_phones",
-            ),  # fmt: skip
+            ),
         ],
         tags="inference",
     )

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import mlflow
 import pandas as pd
+from pydantic import Field
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from neural_net_lab.engine.fit import (
-    fit_classifier,
-    merge,
-    split_accuracy,
-    validate_training_params,
+from neural_net_lab.engine.config import (
+    Block,
+    ColumnsParams,
+    ModelParams,
+    ParameterError,
+    PositiveInt,
+    TrainingParams,
+    VariantParams,
+    as_params,
+    with_overrides,
 )
-from neural_net_lab.engine.model import load_mlp, mlp_from_params
-from neural_net_lab.engine.optim import build_optimizer
+from neural_net_lab.engine.fit import fit_classifier, split_accuracy
+from neural_net_lab.engine.model import load_mlp
 from neural_net_lab.engine.tracking import child_run, history_as_metrics, log_history_and_metrics
 from neural_net_lab.serving import log_phone_price_classifier
 
@@ -26,19 +32,16 @@ logger = logging.getLogger(__name__)
 
 
 def split_validation(
-    train_set: pd.DataFrame, columns: dict[str, Any], training: dict[str, Any]
+    train_set: pd.DataFrame, columns: ColumnsParams, training: TrainingParams
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Carves a stratified validation share off the training split (0 → an empty one)."""
-    share = training["validation_share"]
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
-        raise ValueError(f"training.validation_share must be a number in [0, 1), got {share!r}")
-    if share == 0:
+    if training.validation_share == 0:
         return train_set, train_set.iloc[:0]
     fit_set, validation_set = train_test_split(
         train_set,
-        test_size=share,
-        stratify=train_set[columns["target"]],
-        random_state=training["seed"],
+        test_size=training.validation_share,
+        stratify=train_set[columns.target],
+        random_state=training.seed,
     )
     return fit_set.reset_index(drop=True), validation_set.reset_index(drop=True)
 
@@ -46,13 +49,13 @@ def split_validation(
 def train_model(
     fit_set: pd.DataFrame,
     validation_set: pd.DataFrame,
-    model_params: dict[str, Any],
-    training: dict[str, Any],
-    columns: dict[str, Any],
+    model: ModelParams,
+    training: TrainingParams,
+    columns: ColumnsParams,
 ) -> tuple[nn.Module, dict[str, list[float]]]:
     """Trains the phone-price MLP; returns it and its per-epoch history."""
-    model, history, seconds = fit_classifier(fit_set, validation_set, model_params, training, columns)
-    return model, {**history, "seconds": [seconds]}
+    network, history, seconds = fit_classifier(fit_set, validation_set, model, training, columns)
+    return network, {**history, "seconds": [seconds]}
 
 
 def history_to_mlflow(history: dict[str, list[float]]) -> dict[str, list[dict[str, float]]]:
@@ -60,77 +63,49 @@ def history_to_mlflow(history: dict[str, list[float]]) -> dict[str, list[dict[st
     return history_as_metrics({k: v for k, v in history.items() if k != "seconds"})
 
 
-VARIANT_KEYS = ("name", "model", "training")
-
-
 def check_variant_block(
-    block: Any,
-    model_params: Mapping[str, Any],
-    training: Mapping[str, Any],
+    variant: VariantParams | Mapping[str, Any],
+    model: ModelParams,
+    training: TrainingParams,
     where: str = "variant",
-    hint: str = "",
-) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """Checks one variant block; returns its name and its model and training settings.
+) -> tuple[str, ModelParams, TrainingParams]:
+    """One variant's name, and its model and training blocks: the defaults with its
+    overrides merged over them.
 
-    The overrides are merged over the defaults and checked whole; the network and its optimizer
-    are built once, which catches in milliseconds what only their constructors check (Adam's
-    betas below 1, nesterov without momentum). Errors name the parameter under ``where``.
+    Each part was typed before the run; what only the merge can show (an optimizer setting
+    that the default optimizer does not take) is checked here, naming ``<where>.training``.
     """
-    if not isinstance(block, Mapping):
-        raise ValueError(
-            f"{where} must be a variant block with name, model, training; got {block!r}{hint}"
-        )
-    unknown = sorted(set(block) - set(VARIANT_KEYS))
-    if unknown:
-        raise ValueError(
-            f"{where}: unknown key(s) {unknown}; a variant has name, model, training{hint}"
-        )
-    name = block.get("name")
-    if not isinstance(name, str) or not name:
-        raise ValueError(
-            f"{where}.name must be a non-empty string (its MLflow run name); got {name!r}"
-        )
-    for part in ("model", "training"):
-        if block.get(part) is not None and not isinstance(block[part], Mapping):
-            raise ValueError(f"{where}.{part} must be a mapping of overrides; got {block[part]!r}")
-    model_cfg = merge(model_params, block.get("model"))
-    training_cfg = merge(training, block.get("training"))
-    validate_training_params(training_cfg, f"{where}.training")  # optimizer name and settings too
-    try:
-        model = mlp_from_params(model_cfg)
-    except ValueError as error:
-        raise ValueError(f"{where}.model: {error}") from error
-    build_optimizer(model.parameters(), training_cfg["optimizer"], f"{where}.training.optimizer")
-    return name, model_cfg, training_cfg
+    variant = as_params(VariantParams.at(where), variant)
+    return (
+        variant.name,
+        with_overrides(model, variant.model, f"{where}.model"),
+        with_overrides(training, variant.training, f"{where}.training"),
+    )
 
 
 def check_variant_blocks(
     experiment: str,
-    variants: Mapping[str, Any],
-    model_params: Mapping[str, Any],
-    training: Mapping[str, Any],
-) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
-    """Checks every block under ``experiment``; returns run name → (model, training) settings.
+    variants: Mapping[str, VariantParams | Mapping[str, Any]],
+    model: ModelParams,
+    training: TrainingParams,
+) -> dict[str, tuple[ModelParams, TrainingParams]]:
+    """Checks every block under ``experiment``; returns run name → (model, training) blocks.
 
-    Run before any training, so that a bad block stops the run before the first epoch.
+    Run before any training, so that a bad merge stops the run before the first epoch.
     """
     if not isinstance(variants, Mapping) or not variants:
-        raise ValueError(
+        raise ParameterError(
             f"parameters '{experiment}' must hold one block per variant, e.g. "
             "'<key>: {name: <MLflow run name>, model: {<overrides>}, training: {<overrides>}}'; "
             f"got {variants!r}"
         )
-    # Every key under the experiment is a variant: report settings have their own block.
-    hint = f" (report settings belong in '{experiment}_report')"
-    checked: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    checked: dict[str, tuple[ModelParams, TrainingParams]] = {}
     keys: dict[str, str] = {}
     for key, block in variants.items():
         where = f"{experiment}.{key}"
-        name, model_cfg, training_cfg = check_variant_block(
-            block, model_params, training, where, hint
-        )
+        name, model_cfg, training_cfg = check_variant_block(block, model, training, where)
         if name in keys:
-            raise ValueError(
+            raise ParameterError(
                 f"{where}.name: {name!r} is already the name of {experiment}.{keys[name]}"
             )
         keys[name] = key
@@ -138,14 +113,14 @@ def check_variant_blocks(
     return checked
 
 
-def train_variant(
+def train_variant(  # noqa: PLR0917 - Kedro passes a node's inputs by position
     fit_set: pd.DataFrame,
     validation_set: pd.DataFrame,
     test_set: pd.DataFrame,
-    model_params: dict[str, Any],
-    training: dict[str, Any],
-    variant: dict[str, Any],
-    columns: dict[str, Any],
+    model: ModelParams,
+    training: TrainingParams,
+    variant: VariantParams,
+    columns: ColumnsParams,
     *,
     where: str = "variant",
 ) -> dict[str, Any]:
@@ -155,16 +130,16 @@ def train_variant(
     its parameter block, named by errors. Returns its settings, history and final metrics for
     the experiment's report; test accuracy is reported, never used to choose.
     """
-    name, model_cfg, training_cfg = check_variant_block(variant, model_params, training, where)
-    with child_run(name, {"model": model_cfg, "training": training_cfg}) as run_id:
-        model, history, seconds = fit_classifier(
-            fit_set, validation_set, model_cfg, training_cfg, columns,
-            description=name, where=f"{where}.training",
-        )  # fmt: skip
+    name, model_cfg, training_cfg = check_variant_block(variant, model, training, where)
+    settings = {"model": model_cfg.dump(), "training": training_cfg.dump()}
+    with child_run(name, settings) as run_id:
+        network, history, seconds = fit_classifier(
+            fit_set, validation_set, model_cfg, training_cfg, columns, description=name
+        )
         metrics = {
             "final_train_loss": history["train_loss"][-1],
-            "train_accuracy": split_accuracy(model, fit_set, columns),
-            "test_accuracy": split_accuracy(model, test_set, columns),
+            "train_accuracy": split_accuracy(network, fit_set, columns),
+            "test_accuracy": split_accuracy(network, test_set, columns),
             "training_seconds": seconds,
         }
         if history.get("val_accuracy"):
@@ -173,42 +148,48 @@ def train_variant(
         log_history_and_metrics(run_id, history, metrics)
     return {
         "name": name,
-        "model": model_cfg,
-        "training": training_cfg,
+        **settings,
         "history": history,
         "metrics": metrics,
         "mlflow_run_id": run_id,
-        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().clone() for k, v in network.state_dict().items()},
     }
 
 
-def log_served_model(
+class ServedModelParams(Block):
+    """How the trained network is logged as one MLflow model (``served_model``)."""
+
+    block_path: ClassVar[str] = "served_model"
+
+    name: str = Field(min_length=1)
+    registered_model_name: str | None  # None: log, do not register
+    example_rows: PositiveInt
+
+
+def log_served_model(  # noqa: PLR0917 - Kedro passes a node's inputs by position
     model_state: dict[str, Any],
     scaler: Mapping[str, Any],
     raw_phones: pd.DataFrame,
-    model_params: dict[str, Any],
-    columns: dict[str, Any],
-    served_model: dict[str, Any],
+    model: ModelParams,
+    columns: ColumnsParams,
+    served_model: ServedModelParams,
 ) -> dict[str, Any]:
     """Logs scaler + network + labels as one MLflow model and registers it; skipped without a run."""
     if mlflow.active_run() is None:
         logger.info("No active MLflow run: the served model is not logged")
         return {"logged": False}
-    rows = served_model["example_rows"]
-    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
-        raise ValueError(f"served_model.example_rows must be a positive integer, got {rows!r}")
     info = log_phone_price_classifier(
         scaler,
-        load_mlp(model_state, model_params),
-        raw_phones.head(rows),
+        load_mlp(model_state, model),
+        raw_phones.head(served_model.example_rows),
         columns,
-        name=served_model["name"],
-        registered_model_name=served_model["registered_model_name"],
+        name=served_model.name,
+        registered_model_name=served_model.registered_model_name,
     )
     return {
         "logged": True,
         "run_id": info.run_id,
         "model_uri": info.model_uri,
-        "registered_model_name": served_model["registered_model_name"],
+        "registered_model_name": served_model.registered_model_name,
         "registered_model_version": info.registered_model_version,
     }

@@ -16,6 +16,8 @@ from kedro.framework.project import settings
 from kedro.pipeline import Node, Pipeline
 from kedro.utils import find_kedro_project
 
+from neural_net_lab.engine.config import VariantParams
+
 from .nodes import (
     history_to_mlflow,
     log_served_model,
@@ -38,7 +40,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 train_model,
-                inputs=["fit_set", "validation_set", "params:model", "params:training", "params:columns"],
+                inputs=[
+                    "fit_set",
+                    "validation_set",
+                    "params:model",
+                    "params:training",
+                    "params:columns",
+                ],
                 outputs=["phone_price_model", "training_history"],
                 name="train_model",
             ),
@@ -50,11 +58,17 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 log_served_model,
-                inputs=["phone_price_model", "scaler", "phone_prices", "params:model",
-                        "params:columns", "params:served_model"],
+                inputs=[
+                    "phone_price_model",
+                    "scaler",
+                    "phone_prices",
+                    "params:model",
+                    "params:columns",
+                    "params:served_model",
+                ],
                 outputs="served_model_info",
                 name="log_served_model",
-            ),  # fmt: skip
+            ),
         ],
         tags="training",
     )
@@ -70,17 +84,29 @@ def variant_pipeline(experiment: str, variant: str) -> Pipeline:
     # Errors name the variant's parameter block, which the node's inputs do not tell it; the
     # wrapper keeps train_variant's name and source for logs and kedro viz.
     train = update_wrapper(partial(train_variant, where=f"{experiment}.{variant}"), train_variant)
+    # Kedro validates the block as this type before any node runs; its errors name the block.
+    train.__annotations__ = {
+        **train_variant.__annotations__,
+        "variant": VariantParams.at(f"{experiment}.{variant}"),
+    }
     template = Pipeline(
         [
             Node(
                 train,
-                inputs=["fit_set", "validation_set", "test_set", "params:model",
-                        "params:training", "params:variant", "params:columns"],
+                inputs=[
+                    "fit_set",
+                    "validation_set",
+                    "test_set",
+                    "params:model",
+                    "params:training",
+                    "params:variant",
+                    "params:columns",
+                ],
                 outputs="result",
                 name="train_variant",
             )
         ]
-    )  # fmt: skip
+    )
     return Pipeline(
         template,
         namespace=f"{experiment}.{variant}",
