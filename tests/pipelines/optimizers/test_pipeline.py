@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from kedro.validation import ParameterValidationError
 
+from neural_net_lab.engine.config import ModelParams, ParameterError, TrainingParams
 from neural_net_lab.pipelines.optimizers.nodes import (
     average_temperatures,
     check_variants,
@@ -18,6 +20,11 @@ from neural_net_lab.pipelines.optimizers.nodes import (
     exponentially_weighted_average,
     formula_pair_paths,
     formula_pair_summary,
+)
+from neural_net_lab.pipelines.optimizers.params import (
+    EwaParams,
+    FormulaPairsParams,
+    TrajectoriesParams,
 )
 from neural_net_lab.pipelines.optimizers.pipeline import SHIPPED_VARIANTS
 from neural_net_lab.pipelines.training.pipeline import variant_names
@@ -48,28 +55,36 @@ def test_bias_correction_removes_the_pull_towards_zero():
     assert raw == pytest.approx([7.0 * (1 - 0.9**t) for t in range(1, 21)])
     assert raw[0] == pytest.approx(0.7)  # ten times too small on the first day
     assert corrected == pytest.approx(constant)
-    with pytest.raises(ValueError, match=r"optimizers_ewa\.betas.*1\.0"):
-        exponentially_weighted_average(constant, 1.0, True)
+    # β = 1 would divide by 1 − βᵗ = 0: the parameters refuse it before any node runs.
+    with pytest.raises(ParameterError, match=r"^optimizers_ewa\.betas\[1\]: must be < 1, got 1.0$"):
+        EwaParams.model_validate({**PARAMS["optimizers_ewa"], "betas": [0.5, 1.0]})
 
 
 def test_ewa_table_uses_the_lessons_temperatures():
-    ewa = PARAMS["optimizers_ewa"]
+    ewa = EwaParams.model_validate(PARAMS["optimizers_ewa"])
     temperatures = draw_temperatures(ewa)
     torch.manual_seed(0)
     lesson = (torch.randn(30) * 10).double().numpy()
     assert temperatures["temperature"].to_numpy() == pytest.approx(lesson)
     table = average_temperatures(temperatures, ewa)
-    assert list(table.columns) == ["day", "temperature", "ewa_beta_0.5", "ewa_beta_0.5_corrected",
-                                   "ewa_beta_0.9", "ewa_beta_0.9_corrected"]  # fmt: skip
+    assert list(table.columns) == [
+        "day",
+        "temperature",
+        "ewa_beta_0.5",
+        "ewa_beta_0.5_corrected",
+        "ewa_beta_0.9",
+        "ewa_beta_0.9_corrected",
+    ]
     # Each day's value follows from the previous one by the recurrence.
     v, t = table["ewa_beta_0.9"], table["temperature"]
     assert v[1:].to_numpy() == pytest.approx((0.9 * v[:-1] + 0.1 * t[1:].to_numpy()).to_numpy())
 
 
 def test_lesson_formulas_against_pytorch_settings():
-    pairs, trajectories = PARAMS["optimizers_formula_pairs"], PARAMS["optimizers_trajectories"]
+    pairs = FormulaPairsParams.model_validate(PARAMS["optimizers_formula_pairs"])
+    trajectories = TrajectoriesParams.model_validate(PARAMS["optimizers_trajectories"])
     summary = formula_pair_summary(formula_pair_paths(pairs, trajectories)).set_index("pytorch")
-    beta = pairs["momentum"]["beta"]
+    beta = pairs.momentum.beta
     momentum = summary[summary["pair"] == "momentum"]
     dampened = momentum[momentum.index.str.contains("dampening")].iloc[0]
     scaled = momentum[~momentum.index.str.contains("dampening")].iloc[0]
@@ -81,7 +96,7 @@ def test_lesson_formulas_against_pytorch_settings():
     adam = summary[summary["pair"] == "adam"]
     corrected = adam[adam.index.str.contains("bias-corrected")].iloc[0]
     scheduled = adam[adam.index.str.contains("LambdaLR")].iloc[0]
-    beta1, beta2 = pairs["adam"]["betas"]
+    beta1, beta2 = pairs.adam.betas
     # Without bias correction the first step is lr·(1−β₁)/√(1−β₂) instead of lr.
     assert corrected["first_step_ratio"] == pytest.approx(
         (1 - beta2) ** 0.5 / (1 - beta1), rel=1e-6
@@ -96,23 +111,31 @@ def test_epochs_to_reach():
 
 def _check(model_inputs, columns, variants):
     return check_variants(
-        model_inputs["fit_set"], model_inputs["validation_set"], model_inputs["test_set"],
-        variants, DEFAULTS["model"], DEFAULTS["training"], columns,
-    )  # fmt: skip
+        model_inputs["fit_set"],
+        model_inputs["validation_set"],
+        model_inputs["test_set"],
+        variants,
+        ModelParams.model_validate(DEFAULTS["model"]),
+        TrainingParams.model_validate(DEFAULTS["training"]),
+        columns,
+    )
 
 
-def test_check_variants_refuses_a_bad_block_and_an_empty_mapping(model_inputs, columns):
+def test_check_variants_refuses_a_bad_block_and_an_empty_mapping(model_inputs, column_params):
+    columns = column_params
     # Every case of the shared block check: tests/pipelines/training/test_variants.py.
     bad = copy.deepcopy(PARAMS["optimizers"])
     bad["adam"]["training"]["optimizer"]["name"] = "Adamm"
-    with pytest.raises(ValueError, match=r"optimizers\.adam\.training\.optimizer\.name: unknown optimizer 'Adamm'"):
+    with pytest.raises(
+        ValueError, match=r"optimizers\.adam\.training\.optimizer\.name: unknown optimizer 'Adamm'"
+    ):
         _check(model_inputs, columns, bad)
     with pytest.raises(ValueError, match="'optimizers' must hold one block per variant"):
         _check(model_inputs, columns, {})
 
 
-def test_check_variants_passes_the_tables_on(model_inputs, columns):
-    checked = _check(model_inputs, columns, PARAMS["optimizers"])
+def test_check_variants_passes_the_tables_on(model_inputs, column_params):
+    checked = _check(model_inputs, column_params, PARAMS["optimizers"])
     for frame, name in zip(checked, ("fit_set", "validation_set", "test_set")):
         pd.testing.assert_frame_equal(frame, model_inputs[name])
 
@@ -135,8 +158,9 @@ def test_pipeline_logs_one_child_run_per_optimizer(project_copy, monkeypatch):
     params_file = project_copy / "conf/base/parameters_optimizers.yml"
     params = yaml.safe_load(params_file.read_text())
     params["optimizers"]["nadam"] = {
-        "name": "nadam", "training": {"optimizer": {"name": "NAdam", "lr": 0.002}},
-    }  # fmt: skip
+        "name": "nadam",
+        "training": {"optimizer": {"name": "NAdam", "lr": 0.002}},
+    }
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     variants = params["optimizers"]
     monkeypatch.chdir(project_copy)  # Kedro finds the project, and its variants, from here
@@ -167,9 +191,17 @@ def test_pipeline_logs_one_child_run_per_optimizer(project_copy, monkeypatch):
         assert duration_ms >= child.data.metrics["training_seconds"] * 1000 - 1, key
 
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    reports = {"optimizers_comparison.csv", "optimizers_comparison.md", "optimizers_loss_curves.png",
-               "optimizers_ewa.csv", "optimizers_ewa.png", "optimizers_trajectories.csv",
-               "optimizers_trajectories.png", "optimizers_formula_pairs.csv", "optimizers_formula_pairs.png"}  # fmt: skip
+    reports = {
+        "optimizers_comparison.csv",
+        "optimizers_comparison.md",
+        "optimizers_loss_curves.png",
+        "optimizers_ewa.csv",
+        "optimizers_ewa.png",
+        "optimizers_trajectories.csv",
+        "optimizers_trajectories.png",
+        "optimizers_formula_pairs.csv",
+        "optimizers_formula_pairs.png",
+    }
     assert reports <= artifacts
     assert all((project_copy / "data/08_reporting" / name).stat().st_size > 0 for name in reports)
 
@@ -186,16 +218,15 @@ def test_pipeline_logs_one_child_run_per_optimizer(project_copy, monkeypatch):
 def test_unknown_optimizer_stops_the_run_before_any_training(project_copy, monkeypatch):
     monkeypatch.chdir(project_copy)
     with pytest.raises(
-        ValueError, match=r"optimizers\.adam\.training\.optimizer\.name: unknown optimizer 'Adamm'"
+        ParameterValidationError,
+        match=r"optimizers\.adam\.training\.optimizer\.name: unknown optimizer 'Adamm'",
     ):
         run_kedro(
             project_copy, "optimizers", {**FAST, "optimizers.adam.training.optimizer.name": "Adamm"}
         )
 
-    client = mlflow_client()
-    (parent,), children = _runs(
-        client, client.get_experiment_by_name("neural_net_lab").experiment_id
-    )
-    assert parent.info.status == "FAILED"
-    assert children == []  # no variant was trained, not even the ones before adam
+    # Kedro checked the typed blocks before any node ran, or any MLflow run opened.
+    experiment = mlflow_client().get_experiment_by_name("neural_net_lab")
+    assert experiment is None or not mlflow_client().search_runs([experiment.experiment_id])
+    assert not (project_copy / "data/02_intermediate").exists()
     assert not (project_copy / "data/08_reporting/optimizers_comparison.csv").exists()

@@ -11,6 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from neural_net_lab.engine.augmentation import build_augmentation
+from neural_net_lab.engine.config import ModelParams, ParameterError, TrainingParams
 from neural_net_lab.engine.data import predict_logits
 from neural_net_lab.engine.model import build_mlp
 from neural_net_lab.engine.training import evaluate, train
@@ -24,9 +25,14 @@ from neural_net_lab.pipelines.regularization.nodes import (
     select_by_validation,
     weight_matrices,
 )
+from neural_net_lab.pipelines.regularization.params import (
+    DropoutDemoParams,
+    RegularizationReportParams,
+)
 from neural_net_lab.pipelines.training.nodes import train_variant
 
-DEMO = {"seed": 0, "shape": [5, 6], "low": 1, "high": 10, "p": 0.5}
+DEMO = DropoutDemoParams(seed=0, shape=[5, 6], low=1, high=10, p=0.5)
+REPORT = RegularizationReportParams(near_zero_threshold=1e-3)
 
 
 def _tiny_problem(rows: int = 8) -> tuple[torch.nn.Sequential, torch.Tensor, torch.Tensor]:
@@ -68,9 +74,17 @@ def test_engine_l1_step_adds_lambda_sign_w_to_weight_gradients_only(gradients):
         model = copy.deepcopy(start)
         optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
         histories[l1_lambda] = train(
-            model, optimizer, features, labels, epochs=1, batch_size=len(features),
-            generator=torch.Generator().manual_seed(0), l1_lambda=l1_lambda, gradients=gradients, progress=False,
-        )  # fmt: skip
+            model,
+            optimizer,
+            features,
+            labels,
+            epochs=1,
+            batch_size=len(features),
+            generator=torch.Generator().manual_seed(0),
+            l1_lambda=l1_lambda,
+            gradients=gradients,
+            progress=False,
+        )
     for name, param in model.named_parameters():
         torch.testing.assert_close(param.detach(), expected[name], rtol=0, atol=1e-6, msg=name)
     assert model[0].weight[0, 0].item() == pytest.approx(expected["0.weight"][0, 0].item())
@@ -91,8 +105,19 @@ def test_dropout_demo_zeroes_and_scales_in_train_mode_and_is_identity_in_eval():
     assert torch.equal(torch.tensor(demo["eval_mode"]), values)
     assert demo["survivors_scaled_by_1_over_1_minus_p"] and demo["eval_mode_is_identity"]
     assert dropout_demonstration(DEMO) == demo  # same seed, same tensor, same mask
-    with pytest.raises(ValueError, match="regularization_dropout_demo.p"):
-        dropout_demonstration({**DEMO, "p": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"p": 1.0}, r"^regularization_dropout_demo\.p: must be < 1, got 1.0$"),
+        ({"high": 1}, r"^regularization_dropout_demo\.high: must be > low \(1\), got 1$"),
+        ({"low": 0}, r"^regularization_dropout_demo\.low: must be >= 1, got 0$"),
+    ],
+)
+def test_bad_dropout_demo_is_named(change, message):
+    with pytest.raises(ParameterError, match=message):
+        DropoutDemoParams.model_validate({**DEMO.dump(), **change})
 
 
 def test_dropout_keeps_the_expected_activation_and_is_off_after_training():
@@ -106,8 +131,16 @@ def test_dropout_keeps_the_expected_activation_and_is_off_after_training():
 
     features, labels = torch.randn(64, 3), torch.randint(0, 2, (64,))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    train(model, optimizer, features, labels, epochs=1, batch_size=16, generator=torch.Generator().manual_seed(0),
-          progress=False)  # fmt: skip
+    train(
+        model,
+        optimizer,
+        features,
+        labels,
+        epochs=1,
+        batch_size=16,
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    )
     assert not model.training
     assert torch.equal(predict_logits(model, features), predict_logits(model, features))
 
@@ -126,9 +159,19 @@ def test_augmentation_perturbs_training_batches_only(gradients):
         return out
 
     model = build_mlp(3, [8], 2)
-    history = train(model, torch.optim.SGD(model.parameters(), lr=0.1), features, labels, epochs=2,
-                    batch_size=16, generator=torch.Generator().manual_seed(0), validation=validation,
-                    augmentation=recording, gradients=gradients, progress=False)  # fmt: skip
+    history = train(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        features,
+        labels,
+        epochs=2,
+        batch_size=16,
+        generator=torch.Generator().manual_seed(0),
+        validation=validation,
+        augmentation=recording,
+        gradients=gradients,
+        progress=False,
+    )
 
     # Called once per training batch (3 per epoch), on training rows only, never on validation.
     assert [len(batch) for batch, _ in seen] == [16, 16, 8] * 2
@@ -144,10 +187,17 @@ def test_augmentation_perturbs_training_batches_only(gradients):
     assert torch.equal(predict_logits(model, validation[0]), predict_logits(model, validation[0]))
 
 
-MODEL = {"input_dim": 20, "hidden_dims": [16], "n_classes": 4}
-TRAINING = {"seed": 0, "epochs": 2, "batch_size": 16, "validation_share": 0.1,
-            "optimizer": {"name": "Adam", "lr": 0.003}, "l1_lambda": 0.0, "augmentation": None,
-            "progress": False}  # fmt: skip
+MODEL = ModelParams(input_dim=20, hidden_dims=[16], n_classes=4)
+TRAINING = TrainingParams.model_validate(
+    {
+        "seed": 0,
+        "epochs": 2,
+        "batch_size": 16,
+        "validation_share": 0.1,
+        "optimizer": {"name": "Adam", "lr": 0.003},
+        "progress": False,
+    }
+)
 VARIANTS = {"none": {"name": "none"}, "l1": {"name": "l1", "training": {"l1_lambda": 0.01}}}
 
 
@@ -155,29 +205,42 @@ VARIANTS = {"none": {"name": "none"}, "l1": {"name": "l1", "training": {"l1_lamb
     ("variants", "message"),
     [
         # Every case of the shared block check: tests/pipelines/training/test_variants.py.
-        ({"l1": {"name": "l1", "training": {"l1_lambda": -1}}}, r"regularization\.l1\.training\.l1_lambda"),
-        ({"report": {"near_zero_threshold": 1e-3}}, r"regularization\.report: unknown key\(s\) \['near_zero_threshold'\].*'regularization_report'"),
+        (
+            {"l1": {"name": "l1", "training": {"l1_lambda": -1}}},
+            r"regularization\.l1\.training\.l1_lambda: must be >= 0",
+        ),
+        (
+            {"report": {"near_zero_threshold": 1e-3}},
+            r"regularization\.report\.near_zero_threshold: unknown setting",
+        ),
         ({}, "'regularization' must hold one block per variant"),
     ],
-)  # fmt: skip
+)
 def test_bad_variant_blocks_are_named_before_training(variants, message):
     with pytest.raises(ValueError, match=message):
         plan_variants(MODEL, TRAINING, variants)
 
 
 @pytest.fixture(scope="module")
-def results(model_inputs, columns):
+def results(model_inputs, column_params):
     plan = plan_variants(MODEL, TRAINING, VARIANTS)
     return plan, [
-        train_variant(model_inputs["fit_set"], model_inputs["validation_set"], model_inputs["test_set"],
-                      MODEL, TRAINING, block, columns)
+        train_variant(
+            model_inputs["fit_set"],
+            model_inputs["validation_set"],
+            model_inputs["test_set"],
+            MODEL,
+            TRAINING,
+            block,
+            column_params,
+        )
         for block in VARIANTS.values()
-    ]  # fmt: skip
+    ]
 
 
 def test_comparison_reports_gap_sparsity_and_one_pick(results):
     plan, trained = results
-    table, metrics = compare_variants(plan, {"near_zero_threshold": 1e-3}, *trained)
+    table, metrics = compare_variants(plan, REPORT, *trained)
     assert table["variant"].tolist() == ["none", "l1"]
     for row, result in zip(table.itertuples(), trained):
         assert row.generalization_gap == pytest.approx(
@@ -201,19 +264,21 @@ def test_comparison_reports_gap_sparsity_and_one_pick(results):
     assert near_zero_share([torch.tensor([[0.0, 1e-4], [-2e-3, 1.0]])], 1e-3) == 0.5
 
     demo = dropout_demonstration(DEMO)
-    text = report_markdown(table, demo, {"near_zero_threshold": 1e-3})
+    text = report_markdown(table, demo, REPORT)
     picked = table.loc[table["selected"], "variant"].item()
     assert f"Best variant by validation accuracy: `{picked}`" in text
     assert "## Dropout demonstration (p = 0.5)" in text
 
 
 def test_selection_reads_validation_never_test():
-    table = pd.DataFrame({
-        "variant": ["a", "b", "c"],
-        "val_accuracy": [0.90, 0.95, 0.95],
-        "final_val_loss": [0.20, 0.30, 0.25],
-        "test_accuracy": [0.99, 0.80, 0.70],  # the best test score must not win
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "variant": ["a", "b", "c"],
+            "val_accuracy": [0.90, 0.95, 0.95],
+            "final_val_loss": [0.20, 0.30, 0.25],
+            "test_accuracy": [0.99, 0.80, 0.70],  # the best test score must not win
+        }
+    )
     assert select_by_validation(table) == [False, False, True]  # tie on accuracy → lower loss
     no_validation = table.assign(val_accuracy=math.nan, final_val_loss=math.nan)
     assert select_by_validation(no_validation) == [False, False, False]

@@ -8,6 +8,7 @@ import pandas as pd
 import yaml
 from kedro.config import OmegaConfigLoader
 
+from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.pipelines.regularization.nodes import plan_variants
 from neural_net_lab.pipelines.regularization.pipeline import EXPERIMENT, SHIPPED_VARIANTS
 from neural_net_lab.pipelines.training.pipeline import variant_names
@@ -18,7 +19,10 @@ def test_shipped_variants_are_the_lessons_settings():
     params = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")[
         "parameters"
     ]
-    plan = plan_variants(params["model"], params["training"], params["regularization"])
+    model = ModelParams.model_validate(params["model"])
+    plan = plan_variants(
+        model, TrainingParams.model_validate(params["training"]), params["regularization"]
+    )
     assert plan == {
         "none": {},
         "l1": {"training.l1_lambda": 0.001},
@@ -41,9 +45,14 @@ def test_a_parameter_block_is_a_variant_run_as_a_child_run(project_copy, monkeyp
     params = yaml.safe_load(params_file.read_text())
     params["regularization"] = {
         "none": {"name": "none"},
-        "l1_noise": {"name": "l1_noise", "training": {"l1_lambda": 0.001,
-                                                      "augmentation": {"name": "gaussian_noise", "std": 0.1}}},
-    }  # fmt: skip
+        "l1_noise": {
+            "name": "l1_noise",
+            "training": {
+                "l1_lambda": 0.001,
+                "augmentation": {"name": "gaussian_noise", "std": 0.1},
+            },
+        },
+    }
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(project_copy)  # Kedro finds the project, and its variants, from here
     epochs = FAST_TRAINING["training.epochs"]
@@ -72,8 +81,12 @@ def test_a_parameter_block_is_a_variant_run_as_a_child_run(project_copy, monkeyp
         assert sorted(steps) == list(range(epochs)), key
 
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"regularization_comparison.csv", "regularization_report.md", "regularization_curves.png",
-            "regularization_dropout_demo.json"} <= artifacts  # fmt: skip
+    assert {
+        "regularization_comparison.csv",
+        "regularization_report.md",
+        "regularization_curves.png",
+        "regularization_dropout_demo.json",
+    } <= artifacts
     assert "l1_noise.near_zero_weight_share" in parent.data.metrics
 
     reporting = project_copy / "data/08_reporting"

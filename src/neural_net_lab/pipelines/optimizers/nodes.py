@@ -12,10 +12,24 @@ import pandas as pd
 import torch
 from matplotlib import pyplot as plt
 
+from neural_net_lab.engine.config import (
+    ColumnsParams,
+    ModelParams,
+    OptimizerParams,
+    TrainingParams,
+    VariantParams,
+)
 from neural_net_lab.pipelines.data_processing.nodes import check_feature_table
 from neural_net_lab.pipelines.training.nodes import check_variant_blocks
 from neural_net_lab.reporting import markdown_table, plot_histories, results_table
 
+from .params import (
+    EwaParams,
+    FormulaPairsParams,
+    FunctionParams,
+    OptimizersReportParams,
+    TrajectoriesParams,
+)
 from .surfaces import (
     Surface,
     build_surface,
@@ -36,25 +50,25 @@ def check_variants(  # noqa: PLR0917 - Kedro passes a node's inputs by position
     fit_set: pd.DataFrame,
     validation_set: pd.DataFrame,
     test_set: pd.DataFrame,
-    variants: Mapping[str, Any],
-    model_params: Mapping[str, Any],
-    training: Mapping[str, Any],
-    columns: Mapping[str, Any],
+    variants: dict[str, VariantParams],
+    model: ModelParams,
+    training: TrainingParams,
+    columns: ColumnsParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Checks every variant's settings and the input tables; passes the tables on unchanged.
 
     The trainings read the tables from this node, so a bad setting in any variant stops the
     run before the first epoch of any of them.
     """
-    check_variant_blocks("optimizers", variants, model_params, training)
+    check_variant_blocks("optimizers", variants, model, training)
     for frame, name in (
         (fit_set, "fit_set"),
         (validation_set, "validation_set"),
         (test_set, "test_set"),
     ):
         check_feature_table(frame, columns, name)
-        if columns["target"] not in frame.columns:
-            raise ValueError(f"{name}: missing label column '{columns['target']}'")
+        if columns.target not in frame.columns:
+            raise ValueError(f"{name}: missing label column '{columns.target}'")
     logger.info("Optimizer variants checked: %s", ", ".join(map(str, variants)))
     return fit_set, validation_set, test_set
 
@@ -75,14 +89,16 @@ def epochs_to_reach(values: Sequence[float], target: float) -> int | None:
     return next((epoch for epoch, value in enumerate(values, start=1) if value >= target), None)
 
 
-def _settings(optimizer: Mapping[str, Any]) -> str:
+def _settings(optimizer: OptimizerParams | Mapping[str, Any]) -> str:
+    if isinstance(optimizer, OptimizerParams):
+        optimizer = optimizer.dump()
     settings = ", ".join(f"{k}={v}" for k, v in optimizer.items() if k != "name")
     return f"{optimizer['name']}({settings})"
 
 
-def comparison_table(report: Mapping[str, Any], *results: dict[str, Any]) -> pd.DataFrame:
+def comparison_table(report: OptimizersReportParams, *results: dict[str, Any]) -> pd.DataFrame:
     """One row per optimizer: settings, final losses and accuracies, epochs to target, time."""
-    target = report["target_val_accuracy"]
+    target = report.target_val_accuracy
     table = results_table(results, _REPORTED)
     table.insert(1, "optimizer", [_settings(r["training"]["optimizer"]) for r in results])
     table.insert(
@@ -97,7 +113,7 @@ def comparison_table(report: Mapping[str, Any], *results: dict[str, Any]) -> pd.
 
 
 def comparison_markdown(
-    table: pd.DataFrame, report: Mapping[str, Any], training: Mapping[str, Any]
+    table: pd.DataFrame, report: OptimizersReportParams, training: TrainingParams
 ) -> str:
     """The comparison table as a Markdown report with how it was measured."""
     shown = table.astype({"epochs_to_target": "object"}).fillna({"epochs_to_target": "not reached"})
@@ -105,8 +121,8 @@ def comparison_markdown(
     # the table formatter would turn "2.8e-05" back into one.
     shown["final_train_loss"] = shown["final_train_loss"].map(_scientific)
     notes = [
-        f"`epochs_to_target`: first epoch with validation accuracy ≥ {report['target_val_accuracy']}. "
-        f"All variants: seed {training['seed']}, batch size {training['batch_size']}, the same "
+        f"`epochs_to_target`: first epoch with validation accuracy ≥ {report.target_val_accuracy}. "
+        f"All variants: seed {training.seed}, batch size {training.batch_size}, the same "
         "fit/validation/test split; the settings that differ are in `optimizer`.",
         "`best_val_accuracy` is the best epoch's validation accuracy; `train_accuracy` and "
         "`test_accuracy` are the final model's. The test split is reported, never used to choose.",
@@ -124,15 +140,13 @@ def _scientific(value: float) -> str:
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def loss_curves_plot(report: Mapping[str, Any], *results: dict[str, Any]) -> plt.Figure:
+def loss_curves_plot(report: OptimizersReportParams, *results: dict[str, Any]) -> plt.Figure:
     """Every optimizer's training and validation loss and validation accuracy per epoch."""
     figure = plot_histories(
         results, ["train_loss", "val_loss", "val_accuracy"], "Optimizers: phone-price MLP"
     )
     accuracy_axis = figure.axes[-1]
-    accuracy_axis.axhline(
-        report["target_val_accuracy"], color="grey", linestyle=":", label="target"
-    )
+    accuracy_axis.axhline(report.target_val_accuracy, color="grey", linestyle=":", label="target")
     return figure
 
 
@@ -143,8 +157,6 @@ def exponentially_weighted_average(
     values: Sequence[float], beta: float, bias_correction: bool
 ) -> list[float]:
     """v_t = β·v_{t−1} + (1−β)·θ_t from v_0 = 0; divided by 1−βᵗ when bias-corrected."""
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
-        raise ValueError(f"optimizers_ewa.betas: each β must be a number in [0, 1), got {beta!r}")
     average, averages = 0.0, []
     for t, value in enumerate(values, start=1):
         average = beta * average + (1 - beta) * value
@@ -152,13 +164,13 @@ def exponentially_weighted_average(
     return averages
 
 
-def draw_temperatures(ewa: Mapping[str, Any]) -> pd.DataFrame:
+def draw_temperatures(ewa: EwaParams) -> pd.DataFrame:
     """The lesson's temperatures: ``randn(days) * scale`` after ``torch.manual_seed(seed)``."""
     # A generator of its own gives the same numbers without reseeding the global one.
-    generator = torch.Generator().manual_seed(ewa["seed"])
-    temperatures = torch.randn(ewa["days"], generator=generator) * ewa["scale"]
+    generator = torch.Generator().manual_seed(ewa.seed)
+    temperatures = torch.randn(ewa.days, generator=generator) * ewa.scale
     return pd.DataFrame(
-        {"day": np.arange(1, ewa["days"] + 1), "temperature": temperatures.double().numpy()}
+        {"day": np.arange(1, ewa.days + 1), "temperature": temperatures.double().numpy()}
     )
 
 
@@ -167,10 +179,10 @@ def ewa_column(beta: float, bias_correction: bool) -> str:
     return f"ewa_beta_{beta}" + ("_corrected" if bias_correction else "")
 
 
-def average_temperatures(temperatures: pd.DataFrame, ewa: Mapping[str, Any]) -> pd.DataFrame:
+def average_temperatures(temperatures: pd.DataFrame, ewa: EwaParams) -> pd.DataFrame:
     """Adds each β's average, without and with bias correction, to the temperature table."""
     table = temperatures.copy()
-    for beta in ewa["betas"]:
+    for beta in ewa.betas:
         for corrected in (False, True):
             table[ewa_column(beta, corrected)] = exponentially_weighted_average(
                 table["temperature"].tolist(), beta, corrected
@@ -178,16 +190,21 @@ def average_temperatures(temperatures: pd.DataFrame, ewa: Mapping[str, Any]) -> 
     return table
 
 
-def plot_temperatures(table: pd.DataFrame, ewa: Mapping[str, Any]) -> plt.Figure:
+def plot_temperatures(table: pd.DataFrame, ewa: EwaParams) -> plt.Figure:
     """Temperatures as points, each average as a line (dashed: without bias correction)."""
     figure, axis = plt.subplots(figsize=(9, 4.5))
     axis.scatter(
         table["day"], table["temperature"], color="black", s=14, label="temperature", zorder=3
     )
-    for index, beta in enumerate(ewa["betas"]):
+    for index, beta in enumerate(ewa.betas):
         color = f"C{index}"
-        axis.plot(table["day"], table[ewa_column(beta, False)], color=color, linestyle="--",
-                  label=f"β = {beta}, no bias correction")  # fmt: skip
+        axis.plot(
+            table["day"],
+            table[ewa_column(beta, False)],
+            color=color,
+            linestyle="--",
+            label=f"β = {beta}, no bias correction",
+        )
         axis.plot(
             table["day"],
             table[ewa_column(beta, True)],
@@ -208,53 +225,47 @@ def plot_temperatures(table: pd.DataFrame, ewa: Mapping[str, Any]) -> plt.Figure
 # ---- optimizer paths over two-variable functions -----------------------------------------
 
 
-def _surface(trajectories: Mapping[str, Any], name: str) -> Surface:
-    where = f"optimizers_trajectories.{name}"
-    if name not in trajectories:
-        raise ValueError(f"{where}: no such function; defined: {sorted(trajectories)}")
-    setup = trajectories[name]
-    missing = sorted({"function", "start", "steps", "optimizers"} - set(setup))
-    if missing:
-        raise ValueError(f"{where}: missing setting(s) {missing}")
-    start, steps = setup["start"], setup["steps"]
-    if len(start) != 2 or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in start
-    ):
-        raise ValueError(f"{where}.start must be two numbers [x, y], got {start!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"{where}.steps must be a positive integer, got {steps!r}")
-    return build_surface(setup["function"], f"{where}.function")
+def _surface(trajectories: TrajectoriesParams, name: str) -> Surface:
+    if name not in trajectories.root:
+        raise ValueError(
+            f"optimizers_trajectories.{name}: no such function; defined: {sorted(trajectories.root)}"
+        )
+    return build_surface(trajectories.root[name].function)
 
 
-def optimizer_paths(trajectories: Mapping[str, Any]) -> Paths:
+def optimizer_paths(trajectories: TrajectoriesParams) -> Paths:
     """Each function's path for each ``torch.optim`` optimizer, from one start, same steps."""
-    paths: Paths = {}
-    for name, setup in trajectories.items():
-        surface = _surface(trajectories, name)
-        paths[name] = {
-            key: torch_path(surface, setup["start"], optimizer, setup["steps"],
-                            where=f"optimizers_trajectories.{name}.optimizers.{key}")
-            for key, optimizer in setup["optimizers"].items()
-        }  # fmt: skip
-    return paths
+    return {
+        name: {
+            key: torch_path(_surface(trajectories, name), setup.start, optimizer, setup.steps)
+            for key, optimizer in setup.optimizers.items()
+        }
+        for name, setup in trajectories.root.items()
+    }
 
 
 def _value(surface: Surface, point: np.ndarray) -> float:
     return float(surface(torch.tensor(point[0]), torch.tensor(point[1])))
 
 
-def trajectory_summary(paths: Paths, trajectories: Mapping[str, Any]) -> pd.DataFrame:
+def trajectory_summary(paths: Paths, trajectories: TrajectoriesParams) -> pd.DataFrame:
     """Where each optimizer ended on each function, and its value there."""
     rows = []
     for name, by_optimizer in paths.items():
         surface = _surface(trajectories, name)
         for key, path in by_optimizer.items():
-            rows.append({
-                "function": name, "optimizer": key,
-                "settings": _settings(trajectories[name]["optimizers"][key]),
-                "steps": len(path) - 1, "start_value": _value(surface, path[0]),
-                "final_x": path[-1][0], "final_y": path[-1][1], "final_value": _value(surface, path[-1]),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "function": name,
+                    "optimizer": key,
+                    "settings": _settings(trajectories.root[name].optimizers[key]),
+                    "steps": len(path) - 1,
+                    "start_value": _value(surface, path[0]),
+                    "final_x": path[-1][0],
+                    "final_y": path[-1][1],
+                    "final_value": _value(surface, path[-1]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -264,8 +275,10 @@ def _contour(
     points = np.vstack([*paths, [minimum]])
     low, high = points.min(axis=0), points.max(axis=0)
     margin = 0.15 * np.maximum(high - low, 1e-3)
-    x, y = np.meshgrid(np.linspace(low[0] - margin[0], high[0] + margin[0], 300),
-                       np.linspace(low[1] - margin[1], high[1] + margin[1], 300))  # fmt: skip
+    x, y = np.meshgrid(
+        np.linspace(low[0] - margin[0], high[0] + margin[0], 300),
+        np.linspace(low[1] - margin[1], high[1] + margin[1], 300),
+    )
     values = surface(torch.from_numpy(x), torch.from_numpy(y)).numpy()
     # Log-spaced levels show both the steep walls and the flat valley floor.
     levels = np.geomspace(max(values.min(), 1e-4), values.max(), 25)
@@ -273,9 +286,9 @@ def _contour(
     axis.plot(*minimum, marker="*", color="black", markersize=12, linestyle="none", label="minimum")
 
 
-def _minimum(function: Mapping[str, Any]) -> list[float]:
-    a = function.get("a", 1.0)
-    return [a, a * a] if function["kind"] == "rosenbrock" else [0.0, 0.0]
+def _minimum(function: FunctionParams) -> list[float]:
+    a = 1.0 if function.a is None else function.a
+    return [a, a * a] if function.kind == "rosenbrock" else [0.0, 0.0]
 
 
 def _draw_paths(
@@ -284,8 +297,13 @@ def _draw_paths(
     for index, (label, path) in enumerate(paths.items()):
         # Markers show the step lengths; on long paths they would only hide the lines.
         marker = "o" if len(path) <= 100 else None
-        style = {"color": f"C{index}", "marker": marker, "markersize": 2.5, "linewidth": 1.2,
-                 **(styles or {}).get(label, {})}  # fmt: skip
+        style = {
+            "color": f"C{index}",
+            "marker": marker,
+            "markersize": 2.5,
+            "linewidth": 1.2,
+            **(styles or {}).get(label, {}),
+        }
         axis.plot(path[:, 0], path[:, 1], label=label, **style)
         # Where each path ends, visible even where later paths are drawn over it.
         axis.plot(
@@ -295,21 +313,21 @@ def _draw_paths(
     axis.plot(*first[0], marker="s", color="black", linestyle="none", label="start")
 
 
-def plot_trajectories(paths: Paths, trajectories: Mapping[str, Any]) -> plt.Figure:
+def plot_trajectories(paths: Paths, trajectories: TrajectoriesParams) -> plt.Figure:
     """One panel per function: its contour and every optimizer's path."""
     figure, axes = plt.subplots(1, len(paths), figsize=(7 * len(paths), 5.5), squeeze=False)
     for axis, (name, by_optimizer) in zip(axes[0], paths.items()):
-        setup = trajectories[name]
+        setup = trajectories.root[name]
         _contour(
             axis,
             _surface(trajectories, name),
             list(by_optimizer.values()),
-            _minimum(setup["function"]),
+            _minimum(setup.function),
         )
         _draw_paths(
-            axis, {f"{k}: {_settings(setup['optimizers'][k])}": p for k, p in by_optimizer.items()}
+            axis, {f"{k}: {_settings(setup.optimizers[k])}": p for k, p in by_optimizer.items()}
         )
-        axis.set(title=f"{name.replace('_', ' ')}, {setup['steps']} steps", xlabel="x", ylabel="y")
+        axis.set(title=f"{name.replace('_', ' ')}, {setup.steps} steps", xlabel="x", ylabel="y")
         axis.legend(fontsize=7, loc="best")
     figure.suptitle("torch.optim optimizers on two-variable functions")
     figure.tight_layout()
@@ -319,38 +337,38 @@ def plot_trajectories(paths: Paths, trajectories: Mapping[str, Any]) -> plt.Figu
 # ---- the lesson's formulas next to PyTorch's ---------------------------------------------
 
 
-def formula_pair_paths(pairs: Mapping[str, Any], trajectories: Mapping[str, Any]) -> Paths:
+def formula_pair_paths(pairs: FormulaPairsParams, trajectories: TrajectoriesParams) -> Paths:
     """The lesson's momentum and Adam next to ``torch.optim`` settings, same start and steps."""
-    surface = _surface(trajectories, pairs["function"])
-    start, steps = (
-        trajectories[pairs["function"]]["start"],
-        trajectories[pairs["function"]]["steps"],
-    )
-    where = "optimizers_formula_pairs"
-    lr, beta = pairs["momentum"]["lr"], pairs["momentum"]["beta"]
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
-        raise ValueError(f"{where}.momentum.beta must be a number in [0, 1), got {beta!r}")
-    adam = pairs["adam"]
-    betas = tuple(adam["betas"])
-    torch_adam = {"name": "Adam", "lr": adam["lr"], "betas": betas, "eps": adam["eps"]}
+    surface = _surface(trajectories, pairs.function)
+    start, steps = trajectories.root[pairs.function].start, trajectories.root[pairs.function].steps
+    lr, beta = pairs.momentum.lr, pairs.momentum.beta
+    adam = pairs.adam
+    betas = tuple(adam.betas)
+    torch_adam = {"name": "Adam", "lr": adam.lr, "betas": betas, "eps": adam.eps}
+    sgd = {"name": "SGD", "lr": lr, "momentum": beta, "dampening": 1 - beta}
+    sgd_scaled = {"name": "SGD", "lr": lr * (1 - beta), "momentum": beta}
     return {
         "momentum": {
-            f"lesson: v = βv + (1−β)∇L, lr={lr}, β={beta}": lesson_momentum_path(surface, start, lr, beta, steps),
+            f"lesson: v = βv + (1−β)∇L, lr={lr}, β={beta}": lesson_momentum_path(
+                surface, start, lr, beta, steps
+            ),
             f"SGD(lr={lr}, momentum={beta}, dampening={1 - beta:.2g})": torch_path(
-                surface, start, {"name": "SGD", "lr": lr, "momentum": beta, "dampening": 1 - beta}, steps,
-                where=f"{where}.momentum"),
+                surface, start, sgd, steps
+            ),
             f"SGD(lr={lr * (1 - beta):.3g}, momentum={beta})": torch_path(
-                surface, start, {"name": "SGD", "lr": lr * (1 - beta), "momentum": beta}, steps,
-                where=f"{where}.momentum"),
+                surface, start, sgd_scaled, steps
+            ),
         },
         "adam": {
-            f"lesson: no bias correction, lr={adam['lr']}": lesson_adam_path(
-                surface, start, adam["lr"], betas, eps=adam["eps"], steps=steps),
-            f"Adam(lr={adam['lr']}) (bias-corrected)": torch_path(surface, start, torch_adam, steps, where=f"{where}.adam"),
+            f"lesson: no bias correction, lr={adam.lr}": lesson_adam_path(
+                surface, start, adam.lr, betas, eps=adam.eps, steps=steps
+            ),
+            f"Adam(lr={adam.lr}) (bias-corrected)": torch_path(surface, start, torch_adam, steps),
             "Adam + LambdaLR (1−β₁ᵗ)/√(1−β₂ᵗ)": torch_path(
-                surface, start, torch_adam, steps, where=f"{where}.adam", schedule=uncorrected_adam_factor(betas)),
+                surface, start, torch_adam, steps, schedule=uncorrected_adam_factor(betas)
+            ),
         },
-    }  # fmt: skip
+    }
 
 
 def formula_pair_summary(paths: Paths) -> pd.DataFrame:
@@ -360,30 +378,42 @@ def formula_pair_summary(paths: Paths) -> pd.DataFrame:
         (lesson_label, lesson), *others = series.items()
         for label, path in others:
             gaps = np.linalg.norm(path - lesson, axis=1)
-            rows.append({
-                "pair": pair, "lesson": lesson_label, "pytorch": label,
-                "max_distance": gaps.max(), "final_distance": gaps[-1],
-                "first_step_ratio": np.linalg.norm(path[1] - path[0]) / np.linalg.norm(lesson[1] - lesson[0]),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "pair": pair,
+                    "lesson": lesson_label,
+                    "pytorch": label,
+                    "max_distance": gaps.max(),
+                    "final_distance": gaps[-1],
+                    "first_step_ratio": np.linalg.norm(path[1] - path[0])
+                    / np.linalg.norm(lesson[1] - lesson[0]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def plot_formula_pairs(
-    paths: Paths, pairs: Mapping[str, Any], trajectories: Mapping[str, Any]
+    paths: Paths, pairs: FormulaPairsParams, trajectories: TrajectoriesParams
 ) -> plt.Figure:
     """One panel per pair: the lesson's path solid, PyTorch's settings over it."""
-    surface = _surface(trajectories, pairs["function"])
-    minimum = _minimum(trajectories[pairs["function"]]["function"])
+    surface = _surface(trajectories, pairs.function)
+    minimum = _minimum(trajectories.root[pairs.function].function)
     figure, axes = plt.subplots(1, len(paths), figsize=(7 * len(paths), 5.5), squeeze=False)
     for axis, (pair, series) in zip(axes[0], paths.items()):
         _contour(axis, surface, list(series.values()), minimum)
         labels = list(series)
         # The exact equivalent is drawn dashed on top of the lesson's path that it retraces.
-        _draw_paths(axis, series, {labels[0]: {"linewidth": 3, "alpha": 0.5},
-                                   labels[2]: {"linestyle": "--", "marker": "x"}})  # fmt: skip
+        _draw_paths(
+            axis,
+            series,
+            {
+                labels[0]: {"linewidth": 3, "alpha": 0.5},
+                labels[2]: {"linestyle": "--", "marker": "x"},
+            },
+        )
         axis.set(title=f"{pair}: lesson vs torch.optim", xlabel="x", ylabel="y")
         axis.legend(fontsize=7, loc="best")
-    steps = trajectories[pairs["function"]]["steps"]
-    figure.suptitle(f"Same start, same {steps} steps on the {pairs['function'].replace('_', ' ')}")
+    steps = trajectories.root[pairs.function].steps
+    figure.suptitle(f"Same start, same {steps} steps on the {pairs.function.replace('_', ' ')}")
     figure.tight_layout()
     return figure

@@ -33,60 +33,124 @@ from .nodes import (
 SHIPPED_VARIANTS = ("sgd", "sgd_momentum", "adagrad", "rmsprop", "adam")
 
 # The split as the check node hands it on: the trainings read these, so they wait for it.
-_CHECKED = {"fit_set": "optimizers_fit_rows", "validation_set": "optimizers_validation_rows",
-            "test_set": "optimizers_test_rows"}  # fmt: skip
+_CHECKED = {
+    "fit_set": "optimizers_fit_rows",
+    "validation_set": "optimizers_validation_rows",
+    "test_set": "optimizers_test_rows",
+}
 
 
 def _trainings(names: list[str]) -> Pipeline:
     check = Node(
         check_variants,
-        inputs=["fit_set", "validation_set", "test_set", "params:optimizers", "params:model",
-                "params:training", "params:columns"],
+        inputs=[
+            "fit_set",
+            "validation_set",
+            "test_set",
+            "params:optimizers",
+            "params:model",
+            "params:training",
+            "params:columns",
+        ],
         outputs=list(_CHECKED.values()),
         name="check_variants",
         namespace="optimizers",
-    )  # fmt: skip
+    )
     variants = [Pipeline(variant_pipeline("optimizers", name), inputs=_CHECKED) for name in names]
     results = [f"optimizers.{name}.result" for name in names]
     report = Pipeline(
         [
-            Node(comparison_table, inputs=["params:optimizers_report", *results],
-                 outputs="optimizers_comparison", name="comparison_table", namespace="optimizers"),
-            Node(comparison_markdown, inputs=["optimizers_comparison", "params:optimizers_report", "params:training"],
-                 outputs="optimizers_comparison_report", name="comparison_report", namespace="optimizers"),
-            Node(loss_curves_plot, inputs=["params:optimizers_report", *results],
-                 outputs="optimizers_loss_curves", name="loss_curves", namespace="optimizers"),
+            Node(
+                comparison_table,
+                inputs=["params:optimizers_report", *results],
+                outputs="optimizers_comparison",
+                name="comparison_table",
+                namespace="optimizers",
+            ),
+            Node(
+                comparison_markdown,
+                inputs=["optimizers_comparison", "params:optimizers_report", "params:training"],
+                outputs="optimizers_comparison_report",
+                name="comparison_report",
+                namespace="optimizers",
+            ),
+            Node(
+                loss_curves_plot,
+                inputs=["params:optimizers_report", *results],
+                outputs="optimizers_loss_curves",
+                name="loss_curves",
+                namespace="optimizers",
+            ),
         ],
         tags="report",
-    )  # fmt: skip
+    )
     return Pipeline([check, *variants, report], tags="optimizers")
 
 
 def _demonstrations() -> Pipeline:
     return Pipeline(
         [
-            Node(draw_temperatures, inputs="params:optimizers_ewa", outputs="optimizers_temperatures",
-                 name="draw_temperatures"),
-            Node(average_temperatures, inputs=["optimizers_temperatures", "params:optimizers_ewa"],
-                 outputs="optimizers_ewa", name="average_temperatures"),
-            Node(plot_temperatures, inputs=["optimizers_ewa", "params:optimizers_ewa"],
-                 outputs="optimizers_ewa_plot", name="plot_temperatures"),
-            Node(optimizer_paths, inputs="params:optimizers_trajectories",
-                 outputs="optimizers_paths", name="run_optimizer_paths"),
-            Node(trajectory_summary, inputs=["optimizers_paths", "params:optimizers_trajectories"],
-                 outputs="optimizers_trajectory_endpoints", name="summarize_optimizer_paths"),
-            Node(plot_trajectories, inputs=["optimizers_paths", "params:optimizers_trajectories"],
-                 outputs="optimizers_trajectories_plot", name="plot_optimizer_paths"),
-            Node(formula_pair_paths, inputs=["params:optimizers_formula_pairs", "params:optimizers_trajectories"],
-                 outputs="optimizers_formula_pair_paths", name="run_formula_pairs"),
-            Node(formula_pair_summary, inputs="optimizers_formula_pair_paths",
-                 outputs="optimizers_formula_pair_gaps", name="summarize_formula_pairs"),
-            Node(plot_formula_pairs, inputs=["optimizers_formula_pair_paths", "params:optimizers_formula_pairs",
-                                             "params:optimizers_trajectories"],
-                 outputs="optimizers_formula_pairs_plot", name="plot_formula_pairs"),
+            Node(
+                draw_temperatures,
+                inputs="params:optimizers_ewa",
+                outputs="optimizers_temperatures",
+                name="draw_temperatures",
+            ),
+            Node(
+                average_temperatures,
+                inputs=["optimizers_temperatures", "params:optimizers_ewa"],
+                outputs="optimizers_ewa",
+                name="average_temperatures",
+            ),
+            Node(
+                plot_temperatures,
+                inputs=["optimizers_ewa", "params:optimizers_ewa"],
+                outputs="optimizers_ewa_plot",
+                name="plot_temperatures",
+            ),
+            Node(
+                optimizer_paths,
+                inputs="params:optimizers_trajectories",
+                outputs="optimizers_paths",
+                name="run_optimizer_paths",
+            ),
+            Node(
+                trajectory_summary,
+                inputs=["optimizers_paths", "params:optimizers_trajectories"],
+                outputs="optimizers_trajectory_endpoints",
+                name="summarize_optimizer_paths",
+            ),
+            Node(
+                plot_trajectories,
+                inputs=["optimizers_paths", "params:optimizers_trajectories"],
+                outputs="optimizers_trajectories_plot",
+                name="plot_optimizer_paths",
+            ),
+            Node(
+                formula_pair_paths,
+                inputs=["params:optimizers_formula_pairs", "params:optimizers_trajectories"],
+                outputs="optimizers_formula_pair_paths",
+                name="run_formula_pairs",
+            ),
+            Node(
+                formula_pair_summary,
+                inputs="optimizers_formula_pair_paths",
+                outputs="optimizers_formula_pair_gaps",
+                name="summarize_formula_pairs",
+            ),
+            Node(
+                plot_formula_pairs,
+                inputs=[
+                    "optimizers_formula_pair_paths",
+                    "params:optimizers_formula_pairs",
+                    "params:optimizers_trajectories",
+                ],
+                outputs="optimizers_formula_pairs_plot",
+                name="plot_formula_pairs",
+            ),
         ],
         tags=["optimizers", "report"],
-    )  # fmt: skip
+    )
 
 
 def create_pipeline(**kwargs) -> Pipeline:

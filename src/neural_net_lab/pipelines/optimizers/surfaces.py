@@ -13,7 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from neural_net_lab.engine.config import OptimizerParams
 from neural_net_lab.engine.optim import build_optimizer
+
+from .params import FunctionParams
 
 Surface = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -34,18 +37,10 @@ SURFACES: dict[str, Callable[..., Surface]] = {
 }
 
 
-def build_surface(config: Mapping[str, Any], where: str) -> Surface:
-    """``{kind: rosenbrock, a: 1, b: 100}`` → f(x, y); an unknown kind or setting names ``where``."""
-    kind = config.get("kind")
-    if kind not in SURFACES:
-        raise ValueError(
-            f"{where}.kind: unknown function {kind!r}; choose one of {sorted(SURFACES)}"
-        )
-    settings = {k: v for k, v in config.items() if k != "kind"}
-    try:
-        return SURFACES[kind](**settings)
-    except TypeError as error:
-        raise ValueError(f"{where}: bad settings {settings} for {kind}: {error}") from error
+def build_surface(function: FunctionParams) -> Surface:
+    """``{kind: rosenbrock, a: 1, b: 100}`` → f(x, y); ``a`` and ``b`` default to the kind's."""
+    settings = {k: v for k, v in function.model_dump(exclude={"kind"}).items() if v is not None}
+    return SURFACES[function.kind](**settings)
 
 
 def _gradient(surface: Surface, point: torch.Tensor) -> torch.Tensor:
@@ -57,10 +52,9 @@ def _gradient(surface: Surface, point: torch.Tensor) -> torch.Tensor:
 def torch_path(
     surface: Surface,
     start: list[float],
-    optimizer: Mapping[str, Any],
+    optimizer: OptimizerParams | Mapping[str, Any],
     steps: int,
     *,
-    where: str = "optimizer",
     schedule: Callable[[int], float] | None = None,
 ) -> np.ndarray:
     """Points visited by a ``torch.optim`` optimizer: ``steps + 1`` rows of (x, y).
@@ -70,7 +64,7 @@ def torch_path(
     """
     # float64 so that a lesson-vs-PyTorch difference is the formulas', not rounding.
     point = torch.tensor(start, dtype=torch.float64, requires_grad=True)
-    engine = build_optimizer([point], optimizer, where)
+    engine = build_optimizer([point], optimizer)
     scheduler = torch.optim.lr_scheduler.LambdaLR(engine, schedule) if schedule else None
     path = [point.detach().clone()]
     for _ in range(steps):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from numbers import Real
 from typing import Any
 
 import pandas as pd
@@ -16,40 +15,39 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from neural_net_lab.engine.config import ModelParams, TrainingParams, VariantParams, as_params
 from neural_net_lab.engine.tracking import flatten_params
 from neural_net_lab.pipelines.training.nodes import check_variant_blocks
 from neural_net_lab.reporting import markdown_table, plot_histories, results_table
 
+from .params import DropoutDemoParams, RegularizationReportParams
+
+EXPERIMENT = "regularization"
+
 
 def plan_variants(
-    model_params: dict[str, Any], training: dict[str, Any], variants: dict[str, Any]
+    model: ModelParams, training: TrainingParams, variants: dict[str, VariantParams]
 ) -> dict[str, dict[str, Any]]:
     """Checks every variant block before any training; returns each variant's overrides, flattened."""
-    check_variant_blocks("regularization", variants, model_params, training)
-    return {
-        block["name"]: flatten_params(
-            {"model": block.get("model") or {}, "training": block.get("training") or {}}
+    checked = check_variant_blocks(EXPERIMENT, variants, model, training)
+    plan = {}
+    for name, key in zip(checked, variants, strict=True):
+        overrides = as_params(VariantParams.at(f"{EXPERIMENT}.{key}"), variants[key]).dump()
+        plan[name] = flatten_params(
+            {part: overrides.get(part) or {} for part in ("model", "training")}
         )
-        for block in variants.values()
-    }
+    return plan
 
 
-def dropout_demonstration(demo: dict[str, Any]) -> dict[str, Any]:
+def dropout_demonstration(demo: DropoutDemoParams) -> dict[str, Any]:
     """The lesson's demo: a seeded integer matrix through nn.Dropout in train and eval mode."""
-    p, low, high = demo["p"], demo["low"], demo["high"]
-    if isinstance(p, bool) or not isinstance(p, Real) or not 0 <= p < 1:
-        raise ValueError(f"regularization_dropout_demo.p must be in [0, 1), got {p!r}")
-    if not (isinstance(low, int) and isinstance(high, int) and 1 <= low < high):
-        # From 1 up, so that every zero in the train-mode output is a dropped unit.
-        raise ValueError(
-            f"regularization_dropout_demo: need integers 1 <= low < high, got {low!r}, {high!r}"
-        )
-    generator = torch.Generator().manual_seed(demo["seed"])
-    values = torch.randint(low, high, tuple(demo["shape"]), generator=generator).float()
+    p = demo.p
+    generator = torch.Generator().manual_seed(demo.seed)
+    values = torch.randint(demo.low, demo.high, tuple(demo.shape), generator=generator).float()
     dropout = nn.Dropout(p)
     # nn.Dropout draws from the global generator: seed a private copy of it, leave others' intact.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(demo["seed"])
+        torch.manual_seed(demo.seed)
         train_mode = dropout.train()(values)
     eval_mode = dropout.eval()(values)
     kept = train_mode != 0
@@ -85,18 +83,14 @@ def l1_norm(weights: list[torch.Tensor]) -> float:
 
 
 def compare_variants(
-    plan: dict[str, dict[str, Any]], report: dict[str, Any], *results: dict[str, Any]
+    plan: dict[str, dict[str, Any]], report: RegularizationReportParams, *results: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:
     """One row per variant (accuracies, gap, near-zero weights, time), the pick marked; MLflow metrics."""
     if not results:
         raise ValueError(
             "regularization: no variants to compare; add blocks under 'regularization' in the parameters"
         )
-    threshold = report.get("near_zero_threshold")
-    if isinstance(threshold, bool) or not isinstance(threshold, Real) or threshold <= 0:
-        raise ValueError(
-            f"regularization_report.near_zero_threshold must be a positive number, got {threshold!r}"
-        )
+    threshold = report.near_zero_threshold
     table = results_table(results, ["train_accuracy", "val_accuracy", "test_accuracy"])
     table["generalization_gap"] = table["train_accuracy"] - table["test_accuracy"]
     weights = [weight_matrices(r["state_dict"]) for r in results]
@@ -133,7 +127,7 @@ def select_by_validation(table: pd.DataFrame) -> list[bool]:
 
 
 def report_markdown(
-    table: pd.DataFrame, dropout_demo: dict[str, Any], report: dict[str, Any]
+    table: pd.DataFrame, dropout_demo: dict[str, Any], report: RegularizationReportParams
 ) -> str:
     """The comparison as Markdown, naming the variant chosen on validation accuracy, and the dropout demo."""
     chosen = table[table["selected"]]
@@ -153,7 +147,7 @@ def report_markdown(
         "`val_accuracy` on the validation share carved from the training split; `test_accuracy` on the "
         "held-out test split. All at the last epoch.",
         "- `generalization_gap` = train accuracy − test accuracy.",
-        f"- `near_zero_weight_share`: share of weight-matrix entries with |w| < {report['near_zero_threshold']:g} "
+        f"- `near_zero_weight_share`: share of weight-matrix entries with |w| < {report.near_zero_threshold:g} "
         "(biases excluded); `weight_l1_norm` = Σ|W| over the weight matrices (the L1 term is λ times it).",
         "- `training_seconds`: wall-clock time of the training loop on this machine.",
         _dropout_section(dropout_demo),
@@ -179,6 +173,7 @@ def _dropout_section(demo: dict[str, Any]) -> str:
 def plot_variants(*results: dict[str, Any]) -> Figure:
     """Every variant's loss and validation accuracy per epoch, overlaid."""
     return plot_histories(
-        results, ["train_loss", "val_loss", "val_accuracy"],
+        results,
+        ["train_loss", "val_loss", "val_accuracy"],
         "Regularization variants (train loss without the L1 term)",
-    )  # fmt: skip
+    )
