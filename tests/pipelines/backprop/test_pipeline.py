@@ -12,10 +12,17 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from kedro.validation import ParameterValidationError
 from torch.nn import functional as F
 
+from neural_net_lab.engine.config import ModelParams, ParameterError
 from neural_net_lab.engine.model import build_mlp
 from neural_net_lab.pipelines.backprop import nodes
+from neural_net_lab.pipelines.backprop.params import (
+    BackpropParams,
+    FiniteDifferenceParams,
+    MlpCheckParams,
+)
 from tests.conftest import PROJECT_ROOT, mlflow_client, run_kedro
 
 # The classic worked example's published figures (to the digits published).
@@ -41,7 +48,7 @@ def backprop_params() -> dict:
 
 @pytest.fixture(scope="module")
 def lesson(backprop_params) -> dict:
-    network = nodes.check_network_parameters(backprop_params)
+    network = nodes.check_network_parameters(BackpropParams.model_validate(backprop_params))
     autograd = nodes.autograd_sgd_step(network)
     return {
         "network": network,
@@ -111,7 +118,7 @@ def test_a_deeper_network_from_parameters_gets_the_same_check(backprop_params):
         "middle": {"weight": [[0.2, 0.1, -0.3], [0.5, -0.4, 0.2]], "bias": [0.05, -0.05]},
         "output": {"weight": [[0.7, -0.1], [0.3, 0.9]], "bias": [0.2, 0.1]},
     }
-    network = nodes.check_network_parameters(params)
+    network = nodes.check_network_parameters(BackpropParams.model_validate(params))
     comparison = nodes.compare_gradients(
         nodes.hand_derived_gradients(network),
         nodes.autograd_sgd_step(network),
@@ -152,27 +159,38 @@ def test_batched_finite_differences_equal_moving_each_parameter_entry():
             np.testing.assert_allclose(fast[name].ravel(), slow, rtol=0, atol=1e-9, err_msg=name)
 
 
-def test_mlp_check_on_real_rows_for_another_architecture(model_inputs, columns):
-    model_params = {"input_dim": 20, "hidden_dims": [24, 12, 8], "n_classes": 4,
-                    "negative_slope": 0.05, "dropout": 0.2}  # fmt: skip
-    check = {"rows": 10, "seed": 3}
+def test_mlp_check_on_real_rows_for_another_architecture(model_inputs, column_params):
+    columns = column_params
+    model_params = ModelParams(
+        input_dim=20, hidden_dims=[24, 12, 8], n_classes=4, negative_slope=0.05, dropout=0.2
+    )
+    check = MlpCheckParams(rows=10, seed=3)
     batch = nodes.select_check_rows(model_inputs["train_set"], columns, model_params, check)
     np.testing.assert_array_equal(
         batch["features"].numpy(),
-        model_inputs["train_set"][columns["features"]].head(10).to_numpy(),
+        model_inputs["train_set"][columns.features].head(10).to_numpy(),
     )
     weights = nodes.initialize_mlp(model_params, check)
     manual = nodes.mlp_hand_derived_gradients(weights, model_params, batch)
     comparison = nodes.compare_gradients(
         manual,
         nodes.mlp_autograd_gradients(weights, model_params, batch),
-        nodes.mlp_finite_difference_gradients(weights, model_params, batch, {"step": 1e-6}),
+        nodes.mlp_finite_difference_gradients(
+            weights, model_params, batch, FiniteDifferenceParams(step=1e-6)
+        ),
     )
     report = nodes.mlp_report(model_params, batch, check, manual, comparison)
 
-    assert report["parameters"] == {"0.weight": [24, 20], "0.bias": [24], "3.weight": [12, 24],
-                                    "3.bias": [12], "6.weight": [8, 12], "6.bias": [8],
-                                    "9.weight": [4, 8], "9.bias": [4]}  # fmt: skip
+    assert report["parameters"] == {
+        "0.weight": [24, 20],
+        "0.bias": [24],
+        "3.weight": [12, 24],
+        "3.bias": [12],
+        "6.weight": [8, 12],
+        "6.bias": [8],
+        "9.weight": [4, 8],
+        "9.bias": [4],
+    }
     losses = report["loss_by_method"]
     assert losses["manual"] == pytest.approx(losses["autograd"], rel=1e-14)
     assert losses["manual"] == pytest.approx(losses["finite_difference"], rel=1e-14)
@@ -223,21 +241,25 @@ def _with(params: dict, path: str, value) -> dict:
     ],
 )
 def test_bad_network_parameters_name_the_parameter(backprop_params, path, value, named):
-    with pytest.raises(ValueError, match=named):
-        nodes.check_network_parameters(_with(backprop_params, path, value))
+    with pytest.raises(ParameterError, match=f"^{named}: "):
+        BackpropParams.model_validate(_with(backprop_params, path, value))
 
 
-def test_bad_mlp_check_parameters_name_the_parameter(model_inputs, columns):
-    model_params = _config("parameters_training.yml")["model"]
+def test_bad_mlp_check_parameters_name_the_parameter(model_inputs, column_params, backprop_params):
+    model_params = ModelParams.model_validate(_config("parameters_training.yml")["model"])
     train_set = model_inputs["train_set"]
-    with pytest.raises(ValueError, match=r"backprop\.mlp_check\.rows"):
-        nodes.select_check_rows(train_set, columns, model_params, {"rows": 0, "seed": 1})
+    for rows, seed, named in ((0, 1, "rows"), (4, "x", "seed")):
+        bad = _with(_with(backprop_params, "mlp_check.rows", rows), "mlp_check.seed", seed)
+        with pytest.raises(ParameterError, match=rf"^backprop\.mlp_check\.{named}: "):
+            BackpropParams.model_validate(bad)
+    check = MlpCheckParams(rows=100_000, seed=1)
     with pytest.raises(ValueError, match=r"backprop\.mlp_check\.rows is 100000 but train_set has"):
-        nodes.select_check_rows(train_set, columns, model_params, {"rows": 100_000, "seed": 1})
+        nodes.select_check_rows(train_set, column_params, model_params, check)
+    two_classes = model_params.model_copy(update={"n_classes": 2})
     with pytest.raises(ValueError, match=r"model\.n_classes"):
-        nodes.select_check_rows(train_set, columns, {**model_params, "n_classes": 2}, {"rows": 50})
-    with pytest.raises(ValueError, match=r"backprop\.mlp_check\.seed"):
-        nodes.initialize_mlp(model_params, {"rows": 4, "seed": "x"})
+        nodes.select_check_rows(
+            train_set, column_params, two_classes, MlpCheckParams(rows=50, seed=1)
+        )
 
 
 def test_pipeline_writes_report_and_mlflow_metrics(project_copy: Path):
@@ -266,8 +288,14 @@ def test_pipeline_writes_report_and_mlflow_metrics(project_copy: Path):
     assert report["gradient_accumulation"]["exact_multiple_of_single_pass"] is True
 
     mlp = report["phone_price_mlp"]
-    assert mlp["parameters"] == {"0.weight": [128, 20], "0.bias": [128], "2.weight": [256, 128],
-                                 "2.bias": [256], "4.weight": [4, 256], "4.bias": [4]}  # fmt: skip
+    assert mlp["parameters"] == {
+        "0.weight": [128, 20],
+        "0.bias": [128],
+        "2.weight": [256, 128],
+        "2.bias": [256],
+        "4.weight": [4, 256],
+        "4.bias": [4],
+    }
     assert mlp["rows"] == 16
     assert set(mlp["relative_error"]["manual_vs_finite_difference"]) == set(mlp["parameters"])
     assert mlp["max_relative_error"]["manual_vs_autograd"] < 1e-13
@@ -288,5 +316,5 @@ def test_pipeline_writes_report_and_mlflow_metrics(project_copy: Path):
     assert run.data.params["backprop.sgd.lr"] == "0.5"
     assert "backprop_report.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
 
-    with pytest.raises(ValueError, match=r"backprop\.sgd\.lr must be a positive number"):
+    with pytest.raises(ParameterValidationError, match=r"backprop\.sgd\.lr: must be > 0, got -0.5"):
         run_kedro(project_copy, "backprop", {"backprop.sgd.lr": -0.5})

@@ -3,48 +3,64 @@ the shipped phone table, and a source network trained on it for a few epochs."""
 
 from __future__ import annotations
 
-from typing import Any
+import copy
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from neural_net_lab.data_generation import generate_new_market
+from neural_net_lab.engine.config import ModelParams, ParameterError, TrainingParams
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.optim import build_optimizer
-from neural_net_lab.pipelines.data_processing.nodes import split_data, standardize
+from neural_net_lab.pipelines.data_processing.nodes import standardize
 from neural_net_lab.pipelines.transfer.nodes import (
     build_target_network,
     draw_learning_curve,
     fit_strategy,
     parameter_groups,
     prepare_source_model,
-    run_strategy,
+    split_new_market,
     validate_new_market,
 )
+from neural_net_lab.pipelines.transfer.params import StrategyParams, TransferParams
 from tests.conftest import PROJECT_ROOT
 
-MODEL: dict[str, Any] = {"input_dim": 20, "hidden_dims": [128, 256], "n_classes": 4,
-                         "negative_slope": 0.01, "dropout": 0.0}  # fmt: skip
-TARGET = {"classes": [0, 1, 2], "train_share": 0.6, "random_state": 66, "min_rows_per_class": 10}
-TRAINING = {"seed": 42, "epochs": 3, "batch_size": 16, "validation_share": 0.1,
-            "optimizer": {"name": "Adam", "lr": 0.001}, "l1_lambda": 0.0, "augmentation": None,
-            "gradients": "auto", "threads": 1, "progress": False}  # fmt: skip
-FREEZE = {"name": "freeze", "init": "pretrained", "freeze": True}
-FINETUNE = {"name": "finetune", "init": "pretrained", "hidden_lr_factor": 0.1}
-SCRATCH = {"name": "scratch", "init": "random"}
+MODEL = ModelParams(input_dim=20, hidden_dims=[128, 256], n_classes=4)
+SHIPPED = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_transfer.yml").read_text())
+TRANSFER = TransferParams.model_validate(SHIPPED["transfer"])
+SETTINGS = {
+    "seed": 42,
+    "epochs": 3,
+    "batch_size": 16,
+    "validation_share": 0.1,
+    "optimizer": {"name": "Adam", "lr": 0.001},
+    "progress": False,
+}
+TRAINING = TrainingParams.model_validate(SETTINGS)
+FREEZE = StrategyParams(name="freeze", init="pretrained", freeze=True)
+FINETUNE = StrategyParams(name="finetune", init="pretrained", hidden_lr_factor=0.1)
+SCRATCH = StrategyParams(name="scratch", init="random")
 HEAD = "4."  # Linear, LeakyReLU, Linear, LeakyReLU, head
+
+
+def _training(**changes) -> TrainingParams:
+    return TrainingParams.model_validate({**SETTINGS, **changes})
+
+
+@pytest.fixture(scope="module")
+def columns(column_params):
+    return column_params
 
 
 @pytest.fixture(scope="module")
 def source_state(model_inputs, columns) -> dict[str, torch.Tensor]:
     """A source network trained for a few epochs on the shipped phone table."""
-    model, _, _ = fit_classifier(
-        model_inputs["fit_set"], model_inputs["validation_set"], MODEL,
-        {**TRAINING, "epochs": 2}, columns,
-    )  # fmt: skip
+    tables = model_inputs["fit_set"], model_inputs["validation_set"]
+    model, _, _ = fit_classifier(*tables, MODEL, _training(epochs=2), columns)
     return model.state_dict()
 
 
@@ -52,7 +68,8 @@ def source_state(model_inputs, columns) -> dict[str, torch.Tensor]:
 def new_market(model_inputs, columns) -> dict[str, pd.DataFrame]:
     """The shipped new-market table, split and standardized with the SOURCE scaler."""
     raw = pd.read_csv(PROJECT_ROOT / "data/01_raw/phone_prices_new_market.csv")
-    train, test = split_data(validate_new_market(raw, columns, TARGET), columns, TARGET)
+    validated = validate_new_market(raw, columns, TRANSFER)
+    train, test = split_new_market(validated, columns, TRANSFER)
     scaler = model_inputs["scaler"]
     return {
         "train": standardize(train, scaler, columns),
@@ -61,8 +78,8 @@ def new_market(model_inputs, columns) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def target_columns(columns) -> dict[str, Any]:
-    return {**columns, "classes": TARGET["classes"]}
+def target_columns(columns):
+    return columns.model_copy(update={"classes": TRANSFER.target.classes})
 
 
 def test_shipped_new_market_table_is_the_generators_default_output():
@@ -87,7 +104,7 @@ def test_source_model_loses_its_head(source_state, columns):
 
 
 def test_source_model_of_another_input_width_is_refused(columns):
-    narrow = {**MODEL, "input_dim": 12}
+    narrow = MODEL.model_copy(update={"input_dim": 12})
     state = mlp_from_params(narrow).state_dict()
     with pytest.raises(ValueError, match=r"takes 12 input features .* has 20 feature columns"):
         prepare_source_model(state, narrow, columns)
@@ -97,7 +114,7 @@ def test_source_model_of_another_input_width_is_refused(columns):
 
 
 def test_source_model_of_another_architecture_is_refused(columns):
-    state = mlp_from_params({**MODEL, "hidden_dims": [64]}).state_dict()
+    state = mlp_from_params(MODEL.model_copy(update={"hidden_dims": [64]})).state_dict()
     with pytest.raises(
         ValueError, match=r"missing \['4\.bias', '4\.weight'\].*2\.weight: saved \(4, 64\)"
     ):
@@ -109,12 +126,17 @@ def test_freezing_keeps_pretrained_weights_bit_identical_and_trains_the_head(
 ):
     pretrained = prepare_source_model(source_state, MODEL, columns)
     torch.manual_seed(42)  # fit_strategy seeds with training.seed before drawing the head
-    head_before = {k: v for k, v in build_target_network(pretrained, MODEL, 3, FREEZE).state_dict().items()
-                   if k.startswith(HEAD)}  # fmt: skip
+    before = build_target_network(pretrained, MODEL, 3, FREEZE).state_dict()
+    head_before = {k: v for k, v in before.items() if k.startswith(HEAD)}
     model, history, _ = fit_strategy(
-        new_market["train"], pretrained, model_params=MODEL, training=TRAINING,
-        strategy=FREEZE, columns=target_columns, seed=42,
-    )  # fmt: skip
+        new_market["train"],
+        pretrained,
+        model=MODEL,
+        training=TRAINING,
+        strategy=FREEZE,
+        columns=target_columns,
+        seed=42,
+    )
     state = model.state_dict()
     for key, value in pretrained.items():
         assert torch.equal(state[key], value), key
@@ -129,9 +151,7 @@ def test_finetuning_moves_pretrained_layers_and_scratch_ignores_them(
     source_state, new_market, columns, target_columns
 ):
     pretrained = prepare_source_model(source_state, MODEL, columns)
-    fit = dict(
-        model_params=MODEL, training={**TRAINING, "epochs": 1}, columns=target_columns, seed=42
-    )
+    fit = dict(model=MODEL, training=_training(epochs=1), columns=target_columns, seed=42)
     tuned = fit_strategy(new_market["train"], pretrained, strategy=FINETUNE, **fit)[0].state_dict()
     assert all(not torch.equal(tuned[k], v) for k, v in pretrained.items() if k.endswith("weight"))
     # 19 Adam steps at the hidden layers' lr 1e-4 move no weight by more than a few 1e-3.
@@ -155,9 +175,16 @@ def test_parameter_groups_carry_their_learning_rates(
     assert {id(p) for p in head["params"]} == {id(parameters[HEAD + k]) for k in ("weight", "bias")}
 
     # One full-batch SGD step through the training loop: each update is -lr × gradient of its group.
-    sgd = {**TRAINING, "optimizer": {"name": "SGD", "lr": 0.5}, "epochs": 1, "batch_size": 10_000}
-    model, _, _ = fit_strategy(new_market["train"], pretrained, model_params=MODEL, training=sgd,
-                               strategy=FINETUNE, columns=target_columns, seed=42)  # fmt: skip
+    sgd = _training(optimizer={"name": "SGD", "lr": 0.5}, epochs=1, batch_size=10_000)
+    model, _, _ = fit_strategy(
+        new_market["train"],
+        pretrained,
+        model=MODEL,
+        training=sgd,
+        strategy=FINETUNE,
+        columns=target_columns,
+        seed=42,
+    )
     torch.manual_seed(42)
     start = build_target_network(pretrained, MODEL, 3, FINETUNE).state_dict()
     for name, parameter in model.named_parameters():
@@ -176,52 +203,61 @@ def test_freezing_leaves_frozen_layers_out_of_the_optimizer(source_state, column
 def test_learning_curve_subsets_are_nested_stratified_and_repeatable(new_market, columns):
     train = new_market["train"]
     curve = {"sizes": [25, 50, 100, 200], "repeats": 2, "seed": 0}
-    points = draw_learning_curve(train, columns, curve)
-    assert points == draw_learning_curve(train, columns, curve)
+    transfer = TransferParams.model_validate({**TRANSFER.dump(), "learning_curve": curve})
+    points = draw_learning_curve(train, columns, transfer)
+    assert points == draw_learning_curve(train, columns, transfer)
     assert [(p["rows"], p["repeat"]) for p in points] == [
         (rows, repeat) for rows in (25, 50, 100, 200, len(train)) for repeat in (0, 1)
     ]
     for repeat in (0, 1):
         subsets = [set(p["index"]) for p in points if p["repeat"] == repeat]
         assert all(small < large for small, large in zip(subsets, subsets[1:]))
-        labels = train[columns["target"]].to_numpy()[sorted(subsets[1])]
+        labels = train[columns.target].to_numpy()[sorted(subsets[1])]
         assert np.bincount(labels).tolist() in ([17, 17, 16], [17, 16, 17], [16, 17, 17])
     first = [set(p["index"]) for p in points if p["rows"] == 25]
     assert first[0] != first[1]
 
 
-@pytest.mark.parametrize(
-    ("curve", "message"),
-    [
-        ({"sizes": [25, 1000], "repeats": 1, "seed": 0}, r"sizes must be a list of row counts between 3 .* and 300"),
-        ({"sizes": [25], "repeats": 0, "seed": 0}, r"learning_curve\.repeats must be a positive integer"),
-    ],
-)  # fmt: skip
-def test_bad_learning_curve_is_named(new_market, columns, curve, message):
-    with pytest.raises(ValueError, match=message):
-        draw_learning_curve(new_market["train"], columns, curve)
+def _transfer_with(path: str, value) -> dict:
+    """The shipped transfer block with one setting changed (dotted path)."""
+    block = copy.deepcopy(SHIPPED["transfer"])
+    *parents, leaf = path.split(".")
+    node = block
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+    return block
+
+
+def test_learning_curve_larger_than_the_table_is_named(new_market, columns):
+    transfer = TransferParams.model_validate(_transfer_with("learning_curve.sizes", [25, 1000]))
+    with pytest.raises(ParameterError, match=r"sizes must be row counts between 3 .* and 300"):
+        draw_learning_curve(new_market["train"], columns, transfer)
 
 
 @pytest.mark.parametrize(
-    ("strategy", "message"),
+    ("path", "value", "message"),
     [
-        ({**FREEZE, "init": "imagenet"}, r"transfer\.strategies\.freeze\.init must be 'pretrained' or 'random'"),
-        ({**FINETUNE, "hidden_lr_factor": 0}, r"transfer\.strategies\.finetune\.hidden_lr_factor must be a positive"),
-        ({**SCRATCH, "lr": 0.1}, r"transfer\.strategies\.scratch: unknown key\(s\) \['lr'\]"),
+        ("learning_curve.repeats", 0, r"^transfer\.learning_curve\.repeats: must be >= 1, got 0$"),
+        (
+            "strategies.freeze.init",
+            "imagenet",
+            r"^transfer\.strategies\.freeze\.init: must be one of 'pretrained' or 'random'",
+        ),
+        (
+            "strategies.finetune.hidden_lr_factor",
+            0,
+            r"^transfer\.strategies\.finetune\.hidden_lr_factor: must be > 0, got 0$",
+        ),
+        ("strategies.scratch.lr", 0.1, r"^transfer\.strategies\.scratch\.lr: unknown setting"),
+        ("training.optimizer.lr", -1, r"^transfer\.training\.optimizer\.lr: must be > 0, got -1"),
+        (
+            "strategies.warmup",
+            {"name": "warmup", "init": "random"},
+            r"^transfer\.strategies: the pipeline runs \['freeze', 'finetune', 'scratch'\]",
+        ),
     ],
-)  # fmt: skip
-def test_bad_strategy_is_named(source_state, new_market, columns, strategy, message):
-    transfer = {"target": TARGET, "learning_curve": {}, "training": {}}
-    pretrained = prepare_source_model(source_state, MODEL, columns)
-    with pytest.raises(ValueError, match=message):
-        run_strategy(new_market["train"], new_market["test"], [], pretrained, MODEL, TRAINING,
-                     transfer, strategy, columns)  # fmt: skip
-
-
-def test_a_strategy_block_without_a_pipeline_instance_is_named(source_state, new_market, columns):
-    strategies = {"freeze": FREEZE, "finetune": FINETUNE, "scratch": SCRATCH, "warmup": FINETUNE}
-    transfer = {"target": TARGET, "learning_curve": {}, "training": {}, "strategies": strategies}
-    pretrained = prepare_source_model(source_state, MODEL, columns)
-    with pytest.raises(ValueError, match=r"blocks \['finetune', 'freeze', 'scratch', 'warmup'\]"):
-        run_strategy(new_market["train"], new_market["test"], [], pretrained, MODEL, TRAINING,
-                     transfer, FREEZE, columns)  # fmt: skip
+)
+def test_bad_transfer_setting_is_named(path, value, message):
+    with pytest.raises(ParameterError, match=message):
+        TransferParams.model_validate(_transfer_with(path, value))

@@ -41,8 +41,11 @@ def test_transfer_asks_for_the_trained_model_then_runs_every_strategy(project_co
     run_kedro(project_copy, "transfer", TINY_TRANSFER)
 
     (parent,) = _runs(client, "transfer")
-    children = {r.info.run_name: r for r in _runs(client)
-                if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}  # fmt: skip
+    children = {
+        r.info.run_name: r
+        for r in _runs(client)
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
     assert set(children) == {"freeze", "finetune", "scratch"}
     finetune = children["finetune"]
     assert finetune.data.params["strategy.hidden_lr_factor"] == "0.1"
@@ -53,8 +56,11 @@ def test_transfer_asks_for_the_trained_model_then_runs_every_strategy(project_co
     assert sorted(m.step for m in curve) == [30, 300]
     assert len(client.get_metric_history(finetune.info.run_id, "train_loss")) == 2
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"transfer_learning_curve.csv", "transfer_learning_curve.md",
-            "transfer_learning_curve.png"} <= artifacts  # fmt: skip
+    assert {
+        "transfer_learning_curve.csv",
+        "transfer_learning_curve.md",
+        "transfer_learning_curve.png",
+    } <= artifacts
 
     reporting = project_copy / "data/08_reporting"
     table = pd.read_csv(reporting / "transfer_learning_curve.csv")

@@ -11,13 +11,11 @@ difference is a bug rather than rounding.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from itertools import combinations
-from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -26,109 +24,29 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from neural_net_lab.engine.config import ColumnsParams, ModelParams
 from neural_net_lab.engine.manual_grad import ManualMLPGradient
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.optim import build_optimizer
 from neural_net_lab.engine.seeding import seed_everything
 from neural_net_lab.pipelines.data_processing.nodes import check_feature_table
 
+from .params import BackpropParams, FiniteDifference, MlpCheck
+
 Gradients = dict[str, np.ndarray]
 
 
 # ---- parameters -------------------------------------------------------------------------
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{where} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _positive(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value < math.inf:
-        raise ValueError(f"{where} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _positive_int(value: Any, where: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{where} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _vector(value: Any, where: str) -> list[float]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-        raise ValueError(f"{where} must be a non-empty list of numbers, got {value!r}")
-    return [_number(v, f"{where}[{i}]") for i, v in enumerate(value)]
-
-
-def _matrix(value: Any, where: str) -> list[list[float]]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-        raise ValueError(f"{where} must be a matrix (a list of rows of numbers), got {value!r}")
-    rows = [_vector(row, f"{where}[{i}]") for i, row in enumerate(value)]
-    if len({len(row) for row in rows}) != 1:
-        raise ValueError(
-            f"{where} must be a matrix, but its rows have lengths {[len(r) for r in rows]}"
-        )
-    return rows
-
-
-def _section(params: Any, key: str, where: str) -> Mapping[str, Any]:
-    value = params.get(key) if isinstance(params, Mapping) else None
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}.{key} must be a mapping, got {value!r}")
-    return value
-
-
-def check_network_parameters(backprop: dict[str, Any]) -> dict[str, Any]:
-    """Validates the lesson network's parameters (shapes must chain); returns them in order."""
-    example = _section(backprop, "example", "backprop")
-    inputs = _vector(example.get("input"), "backprop.example.input")
-    target = _vector(example.get("target"), "backprop.example.target")
-    network = _section(backprop, "network", "backprop")
-    if not network:
-        raise ValueError("backprop.network must list at least one layer: {weight, bias}")
-    layers: dict[str, dict[str, list]] = {}
-    width, source = len(inputs), "backprop.example.input"
-    for name, layer in network.items():
-        where = f"backprop.network.{name}"
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(
-                f"{where}: a layer name must be an identifier like layer1, got {name!r}"
-            )
-        if not isinstance(layer, Mapping) or set(layer) != {"weight", "bias"}:
-            raise ValueError(f"{where} must have exactly the keys weight and bias, got {layer!r}")
-        weight = _matrix(layer["weight"], f"{where}.weight")
-        bias = _vector(layer["bias"], f"{where}.bias")
-        shape = [len(weight), len(weight[0])]
-        if shape[1] != width:
-            raise ValueError(
-                f"{where}.weight has shape {shape} ([out, in]) but its input is the {width} "
-                f"value(s) of {source}: it needs {width} column(s)"
-            )
-        if len(bias) != shape[0]:
-            raise ValueError(
-                f"{where}.bias has {len(bias)} entries but {where}.weight has {shape[0]} rows (outputs)"
-            )
-        layers[name] = {"weight": weight, "bias": bias}
-        width, source = shape[0], where
-    if len(target) != width:
-        raise ValueError(
-            f"backprop.example.target has {len(target)} entries but the last layer ({source}) "
-            f"has {width} output(s)"
-        )
+def check_network_parameters(backprop: BackpropParams) -> dict[str, Any]:
+    """The lesson network's settings in one mapping, layers in order (checked by Kedro)."""
     return {
-        "input": inputs,
-        "target": target,
-        "layers": layers,
-        "lr": _positive(_section(backprop, "sgd", "backprop").get("lr"), "backprop.sgd.lr"),
-        "passes": _positive_int(
-            _section(backprop, "gradient_accumulation", "backprop").get("passes"),
-            "backprop.gradient_accumulation.passes", minimum=2,
-        ),
-        "step": _positive(
-            _section(backprop, "finite_difference", "backprop").get("step"),
-            "backprop.finite_difference.step",
-        ),
-    }  # fmt: skip
+        "input": backprop.example.input,
+        "target": backprop.example.target,
+        "layers": {name: layer.model_dump() for name, layer in backprop.network.items()},
+        "lr": backprop.sgd.lr,
+        "passes": backprop.gradient_accumulation.passes,
+        "step": backprop.finite_difference.step,
+    }
 
 
 # ---- the lesson's network ---------------------------------------------------------------
@@ -166,11 +84,15 @@ def hand_derived_gradients(network: dict[str, Any]) -> dict[str, Any]:
             delta = (weights[layer - 1].T @ delta) * below * (1.0 - below)
     return {
         "loss": float(loss),
-        "forward": {name: {"z": z, "a": a}
-                    for name, z, a in zip(names, pre_activations, activations[1:])},
-        "gradients": {f"{name}.{kind}": gradients[f"{name}.{kind}"]  # input side first
-                      for name in names for kind in ("weight", "bias")},
-    }  # fmt: skip
+        "forward": {
+            name: {"z": z, "a": a} for name, z, a in zip(names, pre_activations, activations[1:])
+        },
+        "gradients": {
+            f"{name}.{kind}": gradients[f"{name}.{kind}"]  # input side first
+            for name in names
+            for kind in ("weight", "bias")
+        },
+    }
 
 
 def _sigmoid_network(network: dict[str, Any]) -> nn.Sequential:
@@ -188,8 +110,10 @@ def _sigmoid_network(network: dict[str, Any]) -> nn.Sequential:
 
 def _example(network: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     """The example as a batch of one row, the shape every nn.Module expects."""
-    return (torch.tensor([network["input"]], dtype=torch.float64),
-            torch.tensor([network["target"]], dtype=torch.float64))  # fmt: skip
+    return (
+        torch.tensor([network["input"]], dtype=torch.float64),
+        torch.tensor([network["target"]], dtype=torch.float64),
+    )
 
 
 def _half_squared_error(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -240,13 +164,17 @@ def demonstrate_gradient_accumulation(
     return {
         "passes": network["passes"],
         "gradients": accumulated,
-        "exact_multiple_of_single_pass": all(np.array_equal(accumulated[k], multiple[k]) for k in single),
-        "max_abs_deviation_from_multiple": max(float(np.max(np.abs(accumulated[k] - multiple[k])))
-                                               for k in single),
+        "exact_multiple_of_single_pass": all(
+            np.array_equal(accumulated[k], multiple[k]) for k in single
+        ),
+        "max_abs_deviation_from_multiple": max(
+            float(np.max(np.abs(accumulated[k] - multiple[k]))) for k in single
+        ),
         "updated_parameters": updated,
-        "max_step_difference": max(float(np.max(np.abs(updated[k] - single_updated[k])))
-                                   for k in single),
-    }  # fmt: skip
+        "max_step_difference": max(
+            float(np.max(np.abs(updated[k] - single_updated[k]))) for k in single
+        ),
+    }
 
 
 # ---- finite differences -----------------------------------------------------------------
@@ -267,9 +195,14 @@ _ELEMENTWISE = (nn.LeakyReLU, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Dropout, nn.Ident
 
 
 def _losses_with_unit_moved(
-    model: nn.Sequential, index: int, output: torch.Tensor, *, columns: torch.Tensor,
-    shift: torch.Tensor, loss_of_outputs: Callable[[torch.Tensor], torch.Tensor],
-) -> torch.Tensor:  # fmt: skip
+    model: nn.Sequential,
+    index: int,
+    output: torch.Tensor,
+    *,
+    columns: torch.Tensor,
+    shift: torch.Tensor,
+    loss_of_outputs: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
     """Loss of copy k of the network in which unit ``columns[k]`` of Linear layer ``index``
     (whose output is ``output``, rows × units) is moved by ``shift[k]`` (one value per row).
 
@@ -333,8 +266,9 @@ def _central_differences(
         for index, (name, layer) in enumerate(model.named_children()):
             output = layer(below)
             if isinstance(layer, nn.Linear):
-                moved = partial(_losses_with_unit_moved, model, index, output,
-                                loss_of_outputs=loss_of_outputs)  # fmt: skip
+                moved = partial(
+                    _losses_with_unit_moved, model, index, output, loss_of_outputs=loss_of_outputs
+                )
                 for kind, (units, shifts) in _moves(layer, below, step).items():
                     estimates = [
                         (moved(columns=u, shift=s) - moved(columns=u, shift=-s)) / (2 * step)
@@ -375,9 +309,12 @@ def compare_gradients(
     for method, result in methods.items():
         if set(result["gradients"]) != set(names):
             raise ValueError(f"{method} gradients are for {list(result['gradients'])}, not {names}")
-    comparison: dict[str, Any] = {"loss_by_method": {m: r["loss"] for m, r in methods.items()},
-                                  "max_abs_difference": {}, "relative_error": {},
-                                  "max_relative_error": {}}  # fmt: skip
+    comparison: dict[str, Any] = {
+        "loss_by_method": {m: r["loss"] for m, r in methods.items()},
+        "max_abs_difference": {},
+        "relative_error": {},
+        "max_relative_error": {},
+    }
     for (first, one), (second, other) in combinations(methods.items(), 2):
         pair = f"{first}_vs_{second}"
         a, b = one["gradients"], other["gradients"]
@@ -392,43 +329,39 @@ def compare_gradients(
 
 # ---- the phone-price MLP ----------------------------------------------------------------
 def select_check_rows(
-    train_set: pd.DataFrame, columns: dict[str, Any], model_params: dict[str, Any],
-    check: dict[str, Any],
-) -> dict[str, torch.Tensor]:  # fmt: skip
+    train_set: pd.DataFrame, columns: ColumnsParams, model: ModelParams, check: MlpCheck
+) -> dict[str, torch.Tensor]:
     """The first ``backprop.mlp_check.rows`` rows of the training set as float64 features and labels."""
-    rows = _positive_int(check.get("rows"), "backprop.mlp_check.rows")
-    if rows > len(train_set):
+    if check.rows > len(train_set):
         raise ValueError(
-            f"backprop.mlp_check.rows is {rows} but train_set has {len(train_set)} rows"
+            f"backprop.mlp_check.rows is {check.rows} but train_set has {len(train_set)} rows"
         )
-    head = train_set.head(rows)
+    head = train_set.head(check.rows)
     features = check_feature_table(head, columns, "train_set")
-    if columns["target"] not in head.columns:
-        raise KeyError(f"train_set: label column '{columns['target']}' is missing")
-    labels = head[columns["target"]].to_numpy(dtype="int64")
-    n_classes = model_params["n_classes"]
-    outside = sorted({int(v) for v in labels if not 0 <= v < n_classes})
+    if columns.target not in head.columns:
+        raise KeyError(f"train_set: label column '{columns.target}' is missing")
+    labels = head[columns.target].to_numpy(dtype="int64")
+    outside = sorted({int(v) for v in labels if not 0 <= v < model.n_classes})
     if outside:
         raise ValueError(
-            f"train_set: labels {outside} are outside 0..{n_classes - 1} (model.n_classes)"
+            f"train_set: labels {outside} are outside 0..{model.n_classes - 1} (model.n_classes)"
         )
-    return {"features": torch.tensor(features.to_numpy(dtype="float64")),
-            "labels": torch.tensor(labels)}  # fmt: skip
+    return {
+        "features": torch.tensor(features.to_numpy(dtype="float64")),
+        "labels": torch.tensor(labels),
+    }
 
 
-def initialize_mlp(model_params: dict[str, Any], check: dict[str, Any]) -> dict[str, torch.Tensor]:
+def initialize_mlp(model: ModelParams, check: MlpCheck) -> dict[str, torch.Tensor]:
     """The network described by ``model`` at a seeded initialization, in float64."""
-    seed = check.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"backprop.mlp_check.seed must be an integer, got {seed!r}")
-    seed_everything(seed)
-    return mlp_from_params(model_params).double().state_dict()
+    seed_everything(check.seed)
+    return mlp_from_params(model).double().state_dict()
 
 
-def _float64_mlp(weights: dict[str, torch.Tensor], model_params: dict[str, Any]) -> nn.Sequential:
-    model = mlp_from_params(model_params).double()
-    model.load_state_dict(weights)
-    return model.eval()  # dropout off: every method must see the same function
+def _float64_mlp(weights: dict[str, torch.Tensor], model: ModelParams) -> nn.Sequential:
+    network = mlp_from_params(model).double()
+    network.load_state_dict(weights)
+    return network.eval()  # dropout off: every method must see the same function
 
 
 def _mean_cross_entropy(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -440,39 +373,42 @@ def _mean_cross_entropy(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Te
 
 
 def mlp_hand_derived_gradients(
-    weights: dict[str, torch.Tensor], model_params: dict[str, Any], batch: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor], model: ModelParams, batch: dict[str, torch.Tensor]
 ) -> dict[str, Any]:
     """Mean cross-entropy and its gradients from the engine's hand-derived backward pass."""
-    model = _float64_mlp(weights, model_params)
+    network = _float64_mlp(weights, model)
     labels = batch["labels"]
-    one_hot = F.one_hot(labels, model_params["n_classes"]).to(torch.float64)
+    one_hot = F.one_hot(labels, model.n_classes).to(torch.float64)
     # Returns the summed loss but writes gradients of the mean loss.
-    loss_sum = ManualMLPGradient(model).loss_and_gradients(
+    loss_sum = ManualMLPGradient(network).loss_and_gradients(
         batch["features"], one_hot, training=False
     )
-    return {"loss": loss_sum.item() / len(labels), "gradients": _gradients(model)}
+    return {"loss": loss_sum.item() / len(labels), "gradients": _gradients(network)}
 
 
 def mlp_autograd_gradients(
-    weights: dict[str, torch.Tensor], model_params: dict[str, Any], batch: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor], model: ModelParams, batch: dict[str, torch.Tensor]
 ) -> dict[str, Any]:
     """Mean cross-entropy and its gradients by autograd."""
-    model = _float64_mlp(weights, model_params)
-    loss = _mean_cross_entropy(model(batch["features"]), batch["labels"])
+    network = _float64_mlp(weights, model)
+    loss = _mean_cross_entropy(network(batch["features"]), batch["labels"])
     loss.backward()
-    return {"loss": loss.item(), "gradients": _gradients(model)}
+    return {"loss": loss.item(), "gradients": _gradients(network)}
 
 
 def mlp_finite_difference_gradients(
-    weights: dict[str, torch.Tensor], model_params: dict[str, Any], batch: dict[str, torch.Tensor],
-    finite_difference: dict[str, Any],
-) -> dict[str, Any]:  # fmt: skip
+    weights: dict[str, torch.Tensor],
+    model: ModelParams,
+    batch: dict[str, torch.Tensor],
+    finite_difference: FiniteDifference,
+) -> dict[str, Any]:
     """Mean cross-entropy and its gradients by central finite differences, every entry."""
-    step = _positive(finite_difference.get("step"), "backprop.finite_difference.step")
     loss, gradients = _central_differences(
-        _float64_mlp(weights, model_params), batch["features"],
-        partial(_mean_cross_entropy, labels=batch["labels"]), step,
-    )  # fmt: skip
+        _float64_mlp(weights, model),
+        batch["features"],
+        partial(_mean_cross_entropy, labels=batch["labels"]),
+        finite_difference.step,
+    )
     return {"loss": loss, "gradients": gradients}
 
 
@@ -482,41 +418,60 @@ def _lists(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
 
 
 def network_report(
-    network: dict[str, Any], *, manual: dict[str, Any], autograd: dict[str, Any],
-    finite_difference: dict[str, Any], comparison: dict[str, Any], accumulation: dict[str, Any],
-) -> dict[str, Any]:  # fmt: skip
+    network: dict[str, Any],
+    *,
+    manual: dict[str, Any],
+    autograd: dict[str, Any],
+    finite_difference: dict[str, Any],
+    comparison: dict[str, Any],
+    accumulation: dict[str, Any],
+) -> dict[str, Any]:
     """The lesson network's section of the report, JSON-ready."""
     return {
-        "network": {"activation": "sigmoid", "loss": "0.5 * sum((output - target)^2)",
-                    "input": network["input"], "target": network["target"],
-                    "layers": network["layers"]},
+        "network": {
+            "activation": "sigmoid",
+            "loss": "0.5 * sum((output - target)^2)",
+            "input": network["input"],
+            "target": network["target"],
+            "layers": network["layers"],
+        },
         "forward": {name: _lists(values) for name, values in manual["forward"].items()},
         "loss": manual["loss"],
         "loss_by_method": comparison["loss_by_method"],
-        "gradients": {"manual": _lists(manual["gradients"]), "autograd": _lists(autograd["gradients"]),
-                      "finite_difference": _lists(finite_difference["gradients"])},
+        "gradients": {
+            "manual": _lists(manual["gradients"]),
+            "autograd": _lists(autograd["gradients"]),
+            "finite_difference": _lists(finite_difference["gradients"]),
+        },
         "max_abs_difference": comparison["max_abs_difference"],
         "relative_error": comparison["relative_error"],
         "finite_difference_step": network["step"],
         "sgd": {"lr": network["lr"], "zero_grad_before_backward": True},
         "updated_parameters": _lists(autograd["updated_parameters"]),
         "gradient_accumulation": {
-            **{k: v for k, v in accumulation.items() if k not in ("gradients", "updated_parameters")},
+            **{
+                k: v
+                for k, v in accumulation.items()
+                if k not in ("gradients", "updated_parameters")
+            },
             "gradients": _lists(accumulation["gradients"]),
             "updated_parameters": _lists(accumulation["updated_parameters"]),
         },
-    }  # fmt: skip
+    }
 
 
 def mlp_report(
-    model_params: dict[str, Any], batch: dict[str, torch.Tensor], check: dict[str, Any],
-    manual: dict[str, Any], comparison: dict[str, Any],
-) -> dict[str, Any]:  # fmt: skip
+    model: ModelParams,
+    batch: dict[str, torch.Tensor],
+    check: MlpCheck,
+    manual: dict[str, Any],
+    comparison: dict[str, Any],
+) -> dict[str, Any]:
     """The phone-price MLP's section of the report: relative error per parameter tensor."""
     return {
-        "model": model_params,
+        "model": model.dump(),
         "rows": int(batch["labels"].shape[0]),
-        "seed": check["seed"],
+        "seed": check.seed,
         "parameters": {name: list(g.shape) for name, g in manual["gradients"].items()},
         "gradient_norm": {
             name: float(np.linalg.norm(g)) for name, g in manual["gradients"].items()
@@ -532,13 +487,14 @@ def write_report(
     """The full report, and its headline figures as MLflow metrics."""
     metrics = {
         "loss": network["loss"],
-        "gradient_accumulation.max_step_difference":
-            network["gradient_accumulation"]["max_step_difference"],
+        "gradient_accumulation.max_step_difference": network["gradient_accumulation"][
+            "max_step_difference"
+        ],
         **{f"max_abs_difference.{pair}": v for pair, v in network["max_abs_difference"].items()},
         "mlp.loss": mlp["loss"],
         **{f"mlp.max_abs_difference.{pair}": v for pair, v in mlp["max_abs_difference"].items()},
         **{f"mlp.max_relative_error.{pair}": v for pair, v in mlp["max_relative_error"].items()},
-    }  # fmt: skip
+    }
     return {**network, "phone_price_mlp": mlp}, {
         k: {"value": float(v), "step": 0} for k, v in metrics.items()
     }

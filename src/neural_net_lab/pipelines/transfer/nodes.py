@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from numbers import Real
 from typing import Any
 
 import mlflow
@@ -18,44 +17,55 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from neural_net_lab.engine.augmentation import build_augmentation
+from neural_net_lab.engine.config import (
+    ColumnsParams,
+    ModelParams,
+    ParameterError,
+    TrainingParams,
+    with_overrides,
+)
 from neural_net_lab.engine.data import to_tensors
-from neural_net_lab.engine.fit import merge, split_accuracy, validate_training_params
+from neural_net_lab.engine.fit import split_accuracy
 from neural_net_lab.engine.model import load_mlp, mlp_from_params
 from neural_net_lab.engine.optim import build_optimizer
 from neural_net_lab.engine.seeding import seed_everything
 from neural_net_lab.engine.tracking import child_run, log_history_and_metrics
 from neural_net_lab.engine.training import train
-from neural_net_lab.pipelines.data_processing.nodes import validate_phone_prices
+from neural_net_lab.pipelines.data_processing.nodes import split_data, validate_phone_prices
 from neural_net_lab.reporting import markdown_table
 
-# One pipeline instance per name, each with its block transfer.strategies.<name>. Kedro builds
-# pipelines before it reads parameters, so a new strategy needs its name here too.
-STRATEGIES = ("freeze", "finetune", "scratch")
-STRATEGY_KEYS = {"name", "init", "freeze", "hidden_lr_factor"}
+from .params import StrategyParams, TransferParams
 
 
-def target_columns(columns: Mapping[str, Any], target: Mapping[str, Any]) -> dict[str, Any]:
+def target_columns(columns: ColumnsParams, transfer: TransferParams) -> ColumnsParams:
     """The shared column description with the new market's classes."""
-    return {**columns, "classes": list(target["classes"])}
+    return columns.model_copy(update={"classes": transfer.target.classes})
 
 
 def validate_new_market(
-    raw: pd.DataFrame, columns: dict[str, Any], target: dict[str, Any]
+    raw: pd.DataFrame, columns: ColumnsParams, transfer: TransferParams
 ) -> pd.DataFrame:
     """Validates the new market's table with the main table's rules and its own classes."""
-    return validate_phone_prices(raw, target_columns(columns, target), target)
+    return validate_phone_prices(raw, target_columns(columns, transfer), transfer.target)
+
+
+def split_new_market(
+    validated: pd.DataFrame, columns: ColumnsParams, transfer: TransferParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified train/test split of the new market with its own share and random state."""
+    return split_data(validated, columns, transfer.target)
 
 
 def prepare_source_model(
-    state: dict[str, torch.Tensor], model_params: dict[str, Any], columns: dict[str, Any]
+    state: dict[str, torch.Tensor], model: ModelParams, columns: ColumnsParams
 ) -> dict[str, torch.Tensor]:
     """Checks the saved network against ``model`` and the features; returns its hidden layers.
 
     The old head (one logit per source class) is dropped: every strategy gets a new head.
     """
-    source = load_mlp(state, model_params)  # names any architecture mismatch
+    source = load_mlp(state, model)  # names any architecture mismatch
     width = next(m for m in source if isinstance(m, nn.Linear)).in_features
-    n_features = len(columns["features"])
+    n_features = len(columns.features)
     if width != n_features:
         raise ValueError(
             f"the source model takes {width} input features (model.input_dim) but the new "
@@ -67,7 +77,7 @@ def prepare_source_model(
 
 
 def draw_learning_curve(
-    train_set: pd.DataFrame, columns: dict[str, Any], curve: dict[str, Any]
+    train_set: pd.DataFrame, columns: ColumnsParams, transfer: TransferParams
 ) -> list[dict[str, Any]]:
     """Nested stratified subsets of the training rows: one per curve size and repeat.
 
@@ -75,76 +85,48 @@ def draw_learning_curve(
     50, which are part of the 100: a point differs from the next only by the added rows.
     The full split is always the last point.
     """
-    sizes, repeats, seed = curve.get("sizes"), curve.get("repeats"), curve.get("seed")
-    n_rows, labels = len(train_set), train_set[columns["target"]].to_numpy()
+    curve = transfer.learning_curve
+    n_rows, labels = len(train_set), train_set[columns.target].to_numpy()
     n_classes = len(np.unique(labels))
-    if not isinstance(sizes, list) or not all(
-        isinstance(s, int) and not isinstance(s, bool) and n_classes <= s <= n_rows for s in sizes
-    ):
-        raise ValueError(
-            f"transfer.learning_curve.sizes must be a list of row counts between {n_classes} "
-            f"(one row per class) and {n_rows} (the new market's training rows), got {sizes!r}"
-        )
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(
-            f"transfer.learning_curve.repeats must be a positive integer, got {repeats!r}"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(
-            f"transfer.learning_curve.seed must be a non-negative integer, got {seed!r}"
+    if not all(n_classes <= size <= n_rows for size in curve.sizes):
+        raise ParameterError(
+            f"transfer.learning_curve.sizes must be row counts between {n_classes} "
+            f"(one row per class) and {n_rows} (the new market's training rows), "
+            f"got {curve.sizes}"
         )
     points = []
-    for repeat in range(repeats):
+    for repeat in range(curve.repeats):
         index = np.arange(n_rows)
         points.append({"repeat": repeat, "rows": n_rows, "index": index.tolist()})
-        for size in sorted(set(sizes) - {n_rows}, reverse=True):
+        for size in sorted(set(curve.sizes) - {n_rows}, reverse=True):
             index, _ = train_test_split(
-                index, train_size=size, stratify=labels[index], random_state=seed + repeat
+                index, train_size=size, stratify=labels[index], random_state=curve.seed + repeat
             )
             points.append({"repeat": repeat, "rows": size, "index": sorted(index.tolist())})
     return sorted(points, key=lambda p: (p["rows"], p["repeat"]))
 
 
-def _validate_strategy(strategy: Mapping[str, Any], where: str) -> None:
-    unknown = sorted(set(strategy) - STRATEGY_KEYS)
-    if unknown:
-        raise ValueError(
-            f"{where}: unknown key(s) {unknown}; expected some of {sorted(STRATEGY_KEYS)}"
-        )
-    if not isinstance(strategy.get("name"), str) or not strategy["name"]:
-        raise ValueError(f"{where}.name must be a non-empty string (the MLflow child run's name)")
-    if strategy.get("init") not in {"pretrained", "random"}:
-        raise ValueError(
-            f"{where}.init must be 'pretrained' or 'random', got {strategy.get('init')!r}"
-        )
-    if not isinstance(strategy.get("freeze", False), bool):
-        raise ValueError(f"{where}.freeze must be true or false, got {strategy.get('freeze')!r}")
-    factor = strategy.get("hidden_lr_factor", 1.0)
-    if isinstance(factor, bool) or not isinstance(factor, Real) or factor <= 0:
-        raise ValueError(f"{where}.hidden_lr_factor must be a positive number, got {factor!r}")
-
-
 def build_target_network(
     pretrained: Mapping[str, torch.Tensor],
-    model_params: Mapping[str, Any],
+    model: ModelParams,
     n_classes: int,
-    strategy: Mapping[str, Any],
+    strategy: StrategyParams,
 ) -> nn.Sequential:
     """The source architecture with a new head of ``n_classes`` logits.
 
     With ``init: pretrained`` the hidden layers start from the source weights, and with
     ``freeze: true`` they keep them (``requires_grad=False``); the head always starts random.
     """
-    model = mlp_from_params({**model_params, "n_classes": n_classes})
-    head = len(model) - 1
-    if strategy["init"] == "pretrained":
+    network = mlp_from_params(model.model_copy(update={"n_classes": n_classes}))
+    head = len(network) - 1
+    if strategy.init == "pretrained":
         # Strict: a hidden-layer key or shape that does not fit is named by PyTorch.
-        model.load_state_dict({**model.state_dict(), **pretrained})
-    if strategy.get("freeze", False):
-        for name, parameter in model.named_parameters():
+        network.load_state_dict({**network.state_dict(), **pretrained})
+    if strategy.freeze:
+        for name, parameter in network.named_parameters():
             if not name.startswith(f"{head}."):
                 parameter.requires_grad_(False)
-    return model
+    return network
 
 
 def parameter_groups(
@@ -166,92 +148,95 @@ def fit_strategy(
     subset: pd.DataFrame,
     pretrained: Mapping[str, torch.Tensor],
     *,
-    model_params: Mapping[str, Any],
-    training: Mapping[str, Any],
-    strategy: Mapping[str, Any],
-    columns: Mapping[str, Any],
+    model: ModelParams,
+    training: TrainingParams,
+    strategy: StrategyParams,
+    columns: ColumnsParams,
     seed: int,
 ) -> tuple[nn.Sequential, dict[str, list[float]], float]:
     """Builds the strategy's network and trains it on ``subset``: model, history, seconds."""
     generator = seed_everything(seed)  # before building: the new head's init draws from it
-    model = build_target_network(pretrained, model_params, len(columns["classes"]), strategy)
-    optimizer = build_optimizer(
-        parameter_groups(model, training["optimizer"]["lr"], strategy.get("hidden_lr_factor", 1.0)),
-        training["optimizer"],
-        "transfer.training.optimizer",
-    )
-    features, labels = to_tensors(subset, columns["features"], columns["target"])
+    network = build_target_network(pretrained, model, len(columns.classes), strategy)
+    groups = parameter_groups(network, training.optimizer.lr, strategy.hidden_lr_factor)
+    optimizer = build_optimizer(groups, training.optimizer)
+    features, labels = to_tensors(subset, columns.features, columns.target)
     started = time.perf_counter()
     history = train(
-        model, optimizer, features, labels,
-        epochs=training["epochs"], batch_size=training["batch_size"], generator=generator,
-        l1_lambda=training.get("l1_lambda", 0.0),
-        augmentation=build_augmentation(
-            training.get("augmentation"), "transfer.training.augmentation"
-        ),
-        gradients=training.get("gradients", "auto"),
-        threads=training.get("threads", 1), progress=training.get("progress", True),
-        description=f"{strategy['name']} on {len(subset)} rows",
-    )  # fmt: skip
-    return model, history, time.perf_counter() - started
+        network,
+        optimizer,
+        features,
+        labels,
+        epochs=training.epochs,
+        batch_size=training.batch_size,
+        generator=generator,
+        l1_lambda=training.l1_lambda,
+        augmentation=build_augmentation(training.augmentation),
+        gradients=training.gradients,
+        threads=training.threads,
+        progress=training.progress,
+        description=f"{strategy.name} on {len(subset)} rows",
+    )
+    return network, history, time.perf_counter() - started
 
 
-def run_strategy(
+def run_strategy(  # noqa: PLR0917 - Kedro passes a node's inputs by position
     train_set: pd.DataFrame,
     test_set: pd.DataFrame,
     subsets: list[dict[str, Any]],
     pretrained: dict[str, torch.Tensor],
-    model_params: dict[str, Any],
-    training: dict[str, Any],
-    transfer: dict[str, Any],
-    strategy: dict[str, Any],
-    columns: dict[str, Any],
+    model: ModelParams,
+    training: TrainingParams,
+    transfer: TransferParams,
+    columns: ColumnsParams,
+    *,
+    strategy: str,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Trains one strategy at every learning-curve point and logs it as an MLflow child run.
 
     Returns the network trained on all training rows (first repeat) and the curve points.
     Every strategy sees the same subsets, seeds and budget; the test rows only score.
     """
-    where = f"transfer.strategies.{strategy.get('name', '?')}"
-    _validate_strategy(strategy, where)
-    blocks = sorted(transfer.get("strategies", {}))
-    if blocks != sorted(STRATEGIES):
-        raise ValueError(
-            f"transfer.strategies has the blocks {blocks} but the pipeline runs "
-            f"{list(STRATEGIES)}: "
-            "list every strategy's name in STRATEGIES in pipelines/transfer/nodes.py"
-        )
-    training_cfg = merge(training, transfer.get("training"))
-    validate_training_params(training_cfg, "transfer.training")
-    if "lr" not in training_cfg["optimizer"]:
-        raise ValueError(
+    settings = transfer.strategies[strategy]
+    training_cfg = with_overrides(training, transfer.training, "transfer.training")
+    if training_cfg.optimizer.lr is None:
+        raise ParameterError(
             "transfer.training.optimizer.lr must be set: the parameter groups scale it"
         )
-    columns = target_columns(columns, transfer["target"])
+    columns = target_columns(columns, transfer)
+    target_model = model.model_copy(update={"n_classes": len(columns.classes)})
     params = {
-        "strategy": strategy,
+        "strategy": settings.dump(),
         # validation_share is not used: all the few rows train, the test split scores.
-        "training": {k: v for k, v in training_cfg.items() if k != "validation_share"},
-        "model": {**model_params, "n_classes": len(columns["classes"])},
-        "learning_curve": transfer["learning_curve"],
+        "training": {k: v for k, v in training_cfg.dump().items() if k != "validation_share"},
+        "model": target_model.dump(),
+        "learning_curve": transfer.learning_curve.dump(),
     }
-    with child_run(strategy["name"], params) as run_id:
+    with child_run(settings.name, params) as run_id:
         points, final = [], None
         for point in subsets:
             subset = train_set.iloc[point["index"]]
-            model, history, seconds = fit_strategy(
-                subset, pretrained, model_params=model_params, training=training_cfg,
-                strategy=strategy, columns=columns, seed=training_cfg["seed"] + point["repeat"],
-            )  # fmt: skip
-            points.append({
-                "strategy": strategy["name"], "rows": point["rows"], "repeat": point["repeat"],
-                "train_accuracy": split_accuracy(model, subset, columns),
-                "test_accuracy": split_accuracy(model, test_set, columns),
-                "training_seconds": seconds,
-            })  # fmt: skip
+            network, history, seconds = fit_strategy(
+                subset,
+                pretrained,
+                model=model,
+                training=training_cfg,
+                strategy=settings,
+                columns=columns,
+                seed=training_cfg.seed + point["repeat"],
+            )
+            points.append(
+                {
+                    "strategy": settings.name,
+                    "rows": point["rows"],
+                    "repeat": point["repeat"],
+                    "train_accuracy": split_accuracy(network, subset, columns),
+                    "test_accuracy": split_accuracy(network, test_set, columns),
+                    "training_seconds": seconds,
+                }
+            )
             if point["rows"] == len(train_set) and point["repeat"] == 0:
-                final = (model, history, points[-1]["test_accuracy"])
-        model, history, final_accuracy = final
+                final = (network, history, points[-1]["test_accuracy"])
+        network, history, final_accuracy = final
         curve = (
             pd.DataFrame(points)
             .groupby("rows")
@@ -268,35 +253,50 @@ def run_strategy(
         if run_id is not None:
             # The curve as histories with step = training rows: sibling runs overlay in the UI.
             now = int(time.time() * 1000)
-            mlflow.MlflowClient().log_batch(run_id, metrics=[
+            curve_metrics = [
                 Metric(f"curve_{key}", float(row[key]), now, int(rows))
-                for rows, row in curve.iterrows() for key in ("test_accuracy", "training_seconds")
-            ])  # fmt: skip
-    return model, {"name": strategy["name"], "strategy": strategy, "points": points,
-                   "history": history, "metrics": metrics, "mlflow_run_id": run_id}  # fmt: skip
+                for rows, row in curve.iterrows()
+                for key in ("test_accuracy", "training_seconds")
+            ]
+            mlflow.MlflowClient().log_batch(run_id, metrics=curve_metrics)
+    result = {
+        "name": settings.name,
+        "strategy": settings.dump(),
+        "points": points,
+        "history": history,
+        "metrics": metrics,
+        "mlflow_run_id": run_id,
+    }
+    return network, result
 
 
 def score_linear_baseline(
     train_set: pd.DataFrame,
     test_set: pd.DataFrame,
     subsets: list[dict[str, Any]],
-    columns: dict[str, Any],
-    baseline: dict[str, Any],
+    columns: ColumnsParams,
+    transfer: TransferParams,
 ) -> dict[str, Any]:
     """LogisticRegression on the same curve points: what a linear model gets from the rows alone."""
-    features, target = columns["features"], columns["target"]
+    features, target = columns.features, columns.target
     points = []
     for point in subsets:
         subset = train_set.iloc[point["index"]]
         started = time.perf_counter()
-        model = LogisticRegression(**baseline).fit(subset[features], subset[target])
+        model = LogisticRegression(**transfer.baseline.model_dump()).fit(
+            subset[features], subset[target]
+        )
         seconds = time.perf_counter() - started
-        points.append({
-            "strategy": "logistic_regression", "rows": point["rows"], "repeat": point["repeat"],
-            "train_accuracy": float(model.score(subset[features], subset[target])),
-            "test_accuracy": float(model.score(test_set[features], test_set[target])),
-            "training_seconds": seconds,
-        })  # fmt: skip
+        points.append(
+            {
+                "strategy": "logistic_regression",
+                "rows": point["rows"],
+                "repeat": point["repeat"],
+                "train_accuracy": float(model.score(subset[features], subset[target])),
+                "test_accuracy": float(model.score(test_set[features], test_set[target])),
+                "training_seconds": seconds,
+            }
+        )
     return {"name": "logistic_regression", "points": points}
 
 
@@ -312,7 +312,7 @@ def summarize_learning_curve(*results: dict[str, Any]) -> tuple[pd.DataFrame, st
             # Median: one fit slowed by another process must not move the point.
             training_seconds=("training_seconds", "median"),
             repeats=("repeat", "count"),
-        )  # fmt: skip
+        )
         .reset_index()
         .sort_values(["rows", "strategy"], kind="stable")
         .reset_index(drop=True)
@@ -340,8 +340,13 @@ def summarize_learning_curve(*results: dict[str, Any]) -> tuple[pd.DataFrame, st
             "label": name,
             "linestyle": "--" if name == "logistic_regression" else "-",
         }
-        accuracy_axis.errorbar(group["rows"], group["test_accuracy"], yerr=group["test_accuracy_std"],
-                               capsize=3, **style)  # fmt: skip
+        accuracy_axis.errorbar(
+            group["rows"],
+            group["test_accuracy"],
+            yerr=group["test_accuracy_std"],
+            capsize=3,
+            **style,
+        )
         time_axis.plot(group["rows"], group["training_seconds"], **style)
     for axis, ylabel in ((accuracy_axis, "test accuracy"), (time_axis, "training seconds")):
         axis.set(

@@ -6,19 +6,22 @@ and stripped of its head; then each strategy, a namespaced instance of one templ
 on growing subsets of the new market's training rows, as an MLflow child run.
 """
 
+from functools import partial, update_wrapper
+
 from kedro.pipeline import Node, Pipeline
 
-from neural_net_lab.pipelines.data_processing.nodes import split_data, standardize
+from neural_net_lab.pipelines.data_processing.nodes import standardize
 
 from .nodes import (
-    STRATEGIES,
     draw_learning_curve,
     prepare_source_model,
     run_strategy,
     score_linear_baseline,
+    split_new_market,
     summarize_learning_curve,
     validate_new_market,
 )
+from .params import STRATEGIES
 
 SHARED_INPUTS = {
     "new_market_train_set",
@@ -29,30 +32,36 @@ SHARED_INPUTS = {
 
 
 def strategy_pipeline(strategy: str) -> Pipeline:
-    """One strategy: the template under the namespace ``transfer.<strategy>``."""
+    """One strategy: the template under the namespace ``transfer.<strategy>``.
+
+    It reads the whole ``transfer`` block (one typed block, checked before any node runs);
+    ``strategy`` picks its entry under ``transfer.strategies``.
+    """
+    run = update_wrapper(partial(run_strategy, strategy=strategy), run_strategy)
     template = Pipeline(
         [
             Node(
-                run_strategy,
-                inputs=["new_market_train_set", "new_market_test_set", "new_market_curve_subsets",
-                        "pretrained_layers", "params:model", "params:training", "params:transfer",
-                        "params:strategy", "params:columns"],
+                run,
+                inputs=[
+                    "new_market_train_set",
+                    "new_market_test_set",
+                    "new_market_curve_subsets",
+                    "pretrained_layers",
+                    "params:model",
+                    "params:training",
+                    "params:transfer",
+                    "params:columns",
+                ],
                 outputs=["model", "result"],
                 name="run_strategy",
             )
         ]
-    )  # fmt: skip
+    )
     return Pipeline(
         template,
         namespace=f"transfer.{strategy}",
         inputs=SHARED_INPUTS,
-        parameters={
-            "params:model": "params:model",
-            "params:training": "params:training",
-            "params:transfer": "params:transfer",
-            "params:columns": "params:columns",
-            "params:strategy": f"params:transfer.strategies.{strategy}",
-        },
+        parameters={"params:model", "params:training", "params:transfer", "params:columns"},
     )
 
 
@@ -61,13 +70,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 validate_new_market,
-                inputs=["phone_prices_new_market", "params:columns", "params:transfer.target"],
+                inputs=["phone_prices_new_market", "params:columns", "params:transfer"],
                 outputs="validated_new_market",
                 name="validate_new_market",
             ),
             Node(
-                split_data,
-                inputs=["validated_new_market", "params:columns", "params:transfer.target"],
+                split_new_market,
+                inputs=["validated_new_market", "params:columns", "params:transfer"],
                 outputs=["new_market_train_split", "new_market_test_split"],
                 name="split_new_market",
             ),
@@ -85,7 +94,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 draw_learning_curve,
-                inputs=["new_market_train_set", "params:columns", "params:transfer.learning_curve"],
+                inputs=["new_market_train_set", "params:columns", "params:transfer"],
                 outputs="new_market_curve_subsets",
                 name="draw_learning_curve",
             ),
@@ -101,8 +110,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 score_linear_baseline,
-                inputs=["new_market_train_set", "new_market_test_set", "new_market_curve_subsets",
-                        "params:columns", "params:transfer.baseline"],
+                inputs=[
+                    "new_market_train_set",
+                    "new_market_test_set",
+                    "new_market_curve_subsets",
+                    "params:columns",
+                    "params:transfer",
+                ],
                 outputs="transfer.logistic_regression.result",
                 name="score_linear_baseline",
                 namespace="transfer",
@@ -110,14 +124,17 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 summarize_learning_curve,
                 inputs=[f"transfer.{name}.result" for name in (*STRATEGIES, "logistic_regression")],
-                outputs=["transfer_learning_curve", "transfer_learning_curve_markdown",
-                         "transfer_learning_curve_plot"],
+                outputs=[
+                    "transfer_learning_curve",
+                    "transfer_learning_curve_markdown",
+                    "transfer_learning_curve_plot",
+                ],
                 name="summarize_learning_curve",
                 # Groups the report with the strategies whose `transfer.*.result` it reads.
                 namespace="transfer",
             ),
         ]
-    )  # fmt: skip
+    )
     return Pipeline(
         [data, *(strategy_pipeline(name) for name in STRATEGIES), report], tags="transfer"
     )
