@@ -3,22 +3,67 @@
 See https://docs.kedro.org/en/stable/configure/configuration_basics/ for the defaults.
 """
 
+import os
+import warnings
 from pathlib import Path
 
+from kedro.utils import find_kedro_project
 from omegaconf.resolvers import oc
 
-from neural_net_lab.hooks import InputFileHooks
+from neural_net_lab.hooks import InputFileHooks, RunConfigHooks, RunStateHooks
 from neural_net_lab.mlflow_params import TypedParamsForMlflow
 
-HOOKS = (InputFileHooks(), TypedParamsForMlflow())
+HOOKS = (InputFileHooks(), TypedParamsForMlflow(), RunConfigHooks(), RunStateHooks())
 
-# The package lives in <root>/src/neural_net_lab; the MLflow store must be the same file
-# whatever directory Kedro is started from (a notebook, a test's temporary directory).
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+def _quiet_third_party_output() -> None:
+    """Silences what other packages print on every run and the user cannot act on.
+
+    Kedro imports this module before its plugins import MLflow, so it is the one place that
+    runs early enough. Only these known messages are filtered: the project's own warnings,
+    and any new ones from these packages, still show. Each variable is a default that the
+    user's environment can override.
+    """
+    # Kedro 1.7 and kedro-mlflow call OmegaConf's register_new_resolver, deprecated by
+    # OmegaConf; the warning repeats for every config loader and names no project file.
+    warnings.filterwarnings("ignore", r"register_new_resolver\(\) is deprecated", UserWarning)
+    # kedro-mlflow's KedroPipelineModel (imported with the plugin, unused here) has an
+    # untyped predict; the project's served model is logged with an explicit signature.
+    # MLflow warns inside its own catch_warnings with simplefilter("once"), which overrides
+    # any filter, so this one message is dropped where warnings are shown.
+    show = warnings.showwarning
+
+    def showwarning(message, category, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if "Add type hints to the `predict` method" not in str(message):
+            show(message, category, *args, **kwargs)
+
+    warnings.showwarning = showwarning
+    # Progress bars for the served model's few local files, drawn in the middle of the log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow installs its own log handler and levels on import; conf/logging.yml decides.
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    # start_run otherwise imports IPython (0.6 s) to look for Databricks' dbutils.
+    os.environ.setdefault("MLFLOW_ENABLE_SGC_RUN_RESUMPTION_FOR_DATABRICKS_JOBS", "false")
+
+
+_quiet_third_party_output()
+
+# In a source checkout the package lives in <root>/src/neural_net_lab: the MLflow store is
+# then the same file whatever directory Kedro is started from (a notebook, a test's temporary
+# directory). An installed package (kedro package) has no project around it: its store goes
+# with the data it reads, in the Kedro project around the working directory or the working
+# directory itself, as Kedro chooses the project path of a packaged run.
+_PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = (
+    _PACKAGE_DIR.parents[1]
+    if _PACKAGE_DIR.parent.name == "src" and (_PACKAGE_DIR.parents[1] / "pyproject.toml").is_file()
+    else None
+)
 
 
 def _project_root() -> str:
-    return PROJECT_ROOT.as_posix()
+    root = PROJECT_ROOT or find_kedro_project(Path.cwd()) or Path.cwd()
+    return root.as_posix()
 
 
 CONFIG_LOADER_ARGS = {

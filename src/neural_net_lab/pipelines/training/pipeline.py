@@ -17,6 +17,7 @@ from kedro.pipeline import Node, Pipeline
 from kedro.utils import find_kedro_project
 
 from neural_net_lab.engine.config import VariantParams
+from neural_net_lab.hooks import run_parameters
 
 from .nodes import (
     history_to_mlflow,
@@ -126,25 +127,31 @@ def variant_names(
 ) -> list[str]:
     """The keys of the blocks under ``<experiment>`` in the project's parameters, in file order.
 
-    Kedro builds pipelines before it reads configuration, so the blocks are read here with the
-    project's own config loader: ``conf/base``, then ``$KEDRO_ENV`` or ``conf/local``
-    (``kedro run --env`` and ``--conf-source`` are not seen here). ``--params`` can change a
-    variant's settings but cannot add one. The project is ``project_path`` or the one around the
-    working directory; without one (a packaged run) the ``shipped`` names are used. Errors in
-    the blocks are left to the run's check node, which names them: raising here would break
-    every other pipeline too.
+    Kedro builds pipelines after it creates the session's context: during a run the blocks
+    come from that context's configuration (``hooks.run_parameters``, with ``--env``,
+    ``--conf-source`` and ``--params``), so no second configuration is loaded. Outside a run
+    (``kedro viz``, ``kedro registry``) or with ``project_path``, they are read with the
+    project's own config loader: ``conf/base``, then ``$KEDRO_ENV`` or ``conf/local``. The
+    project is ``project_path`` or the one around the working directory; without one the
+    ``shipped`` names are used. Errors in the blocks are left to the run's check node, which
+    names them: raising here would break every other pipeline too.
     """
-    project = project_path or find_kedro_project(Path.cwd())
-    if project is None:
-        logger.warning(
-            "No Kedro project around %s: %s runs its shipped variants %s",
-            Path.cwd(), experiment, list(shipped),
-        )  # fmt: skip
-        return list(shipped)
-    loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(Path(project) / settings.CONF_SOURCE),
-        env=os.environ.get("KEDRO_ENV"),
-        **settings.CONFIG_LOADER_ARGS,
-    )
-    blocks = loader["parameters"].get(experiment)
+    parameters = run_parameters() if project_path is None else None
+    if parameters is None:
+        project = project_path or find_kedro_project(Path.cwd())
+        if project is None:
+            logger.warning(
+                "No Kedro project around %s: %s runs its shipped variants %s",
+                Path.cwd(),
+                experiment,
+                list(shipped),
+            )
+            return list(shipped)
+        loader = settings.CONFIG_LOADER_CLASS(
+            conf_source=str(Path(project) / settings.CONF_SOURCE),
+            env=os.environ.get("KEDRO_ENV"),
+            **settings.CONFIG_LOADER_ARGS,
+        )
+        parameters = loader["parameters"]
+    blocks = parameters.get(experiment)
     return [str(name) for name in blocks] if hasattr(blocks, "keys") else []
