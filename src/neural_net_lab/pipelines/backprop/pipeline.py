@@ -3,9 +3,13 @@
 The lesson's sigmoid network (every number in parameters_backprop.yml) gets a hand-derived
 backward pass, an autograd pass with one SGD step, and the gradient-accumulation demonstration;
 the phone-price MLP of ``params:model`` gets the same three-way check on rows of ``train_set``.
+``train_set`` comes from the data_processing pipeline's own nodes, so that a fresh checkout
+runs ``kedro run --pipeline backprop`` on its own (as ``optimizers`` does).
 """
 
 from kedro.pipeline import Node, Pipeline
+
+from neural_net_lab.pipelines.data_processing.pipeline import create_pipeline as data_processing
 
 from .nodes import (
     autograd_sgd_step,
@@ -30,55 +34,116 @@ _MLP_INPUTS = ["backprop_mlp_weights", "params:model", "backprop_mlp_batch"]
 def create_pipeline(**kwargs) -> Pipeline:
     lesson_network = Pipeline(
         [
-            Node(check_network_parameters, "params:backprop", "backprop_network",
-                 name="check_network_parameters"),
-            Node(hand_derived_gradients, "backprop_network", "backprop_manual",
-                 name="hand_derived_gradients"),
-            Node(autograd_sgd_step, "backprop_network", "backprop_autograd",
-                 name="autograd_sgd_step"),
-            Node(finite_difference_gradients, "backprop_network", "backprop_finite_difference",
-                 name="finite_difference_gradients"),
-            Node(demonstrate_gradient_accumulation, ["backprop_network", "backprop_autograd"],
-                 "backprop_accumulation", name="demonstrate_gradient_accumulation"),
-            Node(compare_gradients,
-                 ["backprop_manual", "backprop_autograd", "backprop_finite_difference"],
-                 "backprop_comparison", name="compare_gradients"),
-            Node(network_report,
-                 {"network": "backprop_network", "manual": "backprop_manual",
-                  "autograd": "backprop_autograd", "finite_difference": "backprop_finite_difference",
-                  "comparison": "backprop_comparison", "accumulation": "backprop_accumulation"},
-                 "backprop_network_report", name="network_report"),
+            Node(
+                check_network_parameters,
+                "params:backprop",
+                "backprop_network",
+                name="check_network_parameters",
+            ),
+            Node(
+                hand_derived_gradients,
+                "backprop_network",
+                "backprop_manual",
+                name="hand_derived_gradients",
+            ),
+            Node(
+                autograd_sgd_step, "backprop_network", "backprop_autograd", name="autograd_sgd_step"
+            ),
+            Node(
+                finite_difference_gradients,
+                "backprop_network",
+                "backprop_finite_difference",
+                name="finite_difference_gradients",
+            ),
+            Node(
+                demonstrate_gradient_accumulation,
+                ["backprop_network", "backprop_autograd"],
+                "backprop_accumulation",
+                name="demonstrate_gradient_accumulation",
+            ),
+            Node(
+                compare_gradients,
+                ["backprop_manual", "backprop_autograd", "backprop_finite_difference"],
+                "backprop_comparison",
+                name="compare_gradients",
+            ),
+            Node(
+                network_report,
+                {
+                    "network": "backprop_network",
+                    "manual": "backprop_manual",
+                    "autograd": "backprop_autograd",
+                    "finite_difference": "backprop_finite_difference",
+                    "comparison": "backprop_comparison",
+                    "accumulation": "backprop_accumulation",
+                },
+                "backprop_network_report",
+                name="network_report",
+            ),
         ],
         tags="lesson_network",
-    )  # fmt: skip
+    )
     phone_price_mlp = Pipeline(
         [
-            Node(select_check_rows,
-                 ["train_set", "params:columns", "params:model", "params:backprop.mlp_check"],
-                 "backprop_mlp_batch", name="select_check_rows"),
-            Node(initialize_mlp, ["params:model", "params:backprop.mlp_check"],
-                 "backprop_mlp_weights", name="initialize_mlp"),
-            Node(mlp_hand_derived_gradients, _MLP_INPUTS, "backprop_mlp_manual",
-                 name="mlp_hand_derived_gradients"),
-            Node(mlp_autograd_gradients, _MLP_INPUTS, "backprop_mlp_autograd",
-                 name="mlp_autograd_gradients"),
-            Node(mlp_finite_difference_gradients,
-                 [*_MLP_INPUTS, "params:backprop.finite_difference"],
-                 "backprop_mlp_finite_difference", name="mlp_finite_difference_gradients"),
-            Node(compare_gradients,
-                 ["backprop_mlp_manual", "backprop_mlp_autograd", "backprop_mlp_finite_difference"],
-                 "backprop_mlp_comparison", name="mlp_compare_gradients"),
-            Node(mlp_report,
-                 ["params:model", "backprop_mlp_batch", "params:backprop.mlp_check",
-                  "backprop_mlp_manual", "backprop_mlp_comparison"],
-                 "backprop_mlp_report", name="mlp_report"),
+            Node(
+                select_check_rows,
+                ["train_set", "params:columns", "params:model", "params:backprop.mlp_check"],
+                "backprop_mlp_batch",
+                name="select_check_rows",
+            ),
+            Node(
+                initialize_mlp,
+                ["params:model", "params:backprop.mlp_check"],
+                "backprop_mlp_weights",
+                name="initialize_mlp",
+            ),
+            Node(
+                mlp_hand_derived_gradients,
+                _MLP_INPUTS,
+                "backprop_mlp_manual",
+                name="mlp_hand_derived_gradients",
+            ),
+            Node(
+                mlp_autograd_gradients,
+                _MLP_INPUTS,
+                "backprop_mlp_autograd",
+                name="mlp_autograd_gradients",
+            ),
+            Node(
+                mlp_finite_difference_gradients,
+                [*_MLP_INPUTS, "params:backprop.finite_difference"],
+                "backprop_mlp_finite_difference",
+                name="mlp_finite_difference_gradients",
+            ),
+            Node(
+                compare_gradients,
+                ["backprop_mlp_manual", "backprop_mlp_autograd", "backprop_mlp_finite_difference"],
+                "backprop_mlp_comparison",
+                name="mlp_compare_gradients",
+            ),
+            Node(
+                mlp_report,
+                [
+                    "params:model",
+                    "backprop_mlp_batch",
+                    "params:backprop.mlp_check",
+                    "backprop_mlp_manual",
+                    "backprop_mlp_comparison",
+                ],
+                "backprop_mlp_report",
+                name="mlp_report",
+            ),
         ],
         tags="phone_price_mlp",
-    )  # fmt: skip
+    )
     report = Pipeline(
         [
-            Node(write_report, ["backprop_network_report", "backprop_mlp_report"],
-                 ["backprop_report", "backprop_metrics"], name="write_backprop_report"),
+            Node(
+                write_report,
+                ["backprop_network_report", "backprop_mlp_report"],
+                ["backprop_report", "backprop_metrics"],
+                name="write_backprop_report",
+            ),
         ]
-    )  # fmt: skip
-    return Pipeline([lesson_network, phone_price_mlp, report], tags="backprop")
+    )
+    return data_processing() + Pipeline([lesson_network, phone_price_mlp, report], tags="backprop")
