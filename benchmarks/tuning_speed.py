@@ -5,7 +5,7 @@ batch size and epochs are fixed, and no trial is pruned), so trials per minute m
 well the trials spread over the workers. Each study runs the tuning node ``run_study`` on
 the shipped table's training split with a fresh journal file, without MLflow.
 
-    python benchmarks/tuning_speed.py [--trials 12] [--epochs 20] [--folds 5]
+    python benchmarks/tuning_speed.py [--trials 16] [--epochs 60] [--folds 5]
 
 Prints both wall times (cluster start included, as a user waits for it), both trial rates
 and ``ratio: N`` = trials per minute with 2 workers / with 1 worker (target >= 1.6 on 2 cores).
@@ -73,8 +73,8 @@ def study_seconds(blocks: dict, train_split: pd.DataFrame, workers: int) -> floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args()
 
