@@ -15,7 +15,7 @@ import copy
 import functools
 import inspect
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
 import torch
 from pydantic import (
@@ -97,18 +97,20 @@ def _shown(value: Any) -> str:
 
 def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
     """The model class that holds the setting at ``loc`` (to list its known keys)."""
-    for part in loc:
+    parts = iter(("root", *loc) if "root" in model.model_fields else loc)  # a RootModel
+    for part in parts:
         field = model.model_fields.get(part) if isinstance(part, str) else None
-        candidates = [field.annotation] if field else []
-        while candidates:
-            hint = candidates.pop()
+        hints, found = [field.annotation] if field else [], None
+        while hints and found is None:
+            hint = hints.pop()
+            if get_origin(hint) in (dict, list):
+                next(parts, None)  # the key or index of the item inside the container
             if inspect.isclass(hint) and issubclass(hint, BaseModel):
-                model = hint
-                break
-            candidates += list(getattr(hint, "__args__", ()))
-        else:
-            if not isinstance(part, int):
-                return None
+                found = hint
+            hints += get_args(hint)
+        if found is None:
+            return None
+        model = found
     return model
 
 
@@ -119,8 +121,9 @@ def describe(error: ValidationError, root: str, model: type[BaseModel]) -> str:
         loc, kind, ctx = item["loc"], item["type"], item.get("ctx") or {}
         if kind == "extra_forbidden":
             owner = _model_at(model, loc[:-1])
-            known = sorted(owner.model_fields) if owner else []
-            rule = f"unknown setting (a typo?); known: {known}"
+            rule = "unknown setting (a typo?)"
+            if owner is not None and owner.model_fields:
+                rule += f"; known: {sorted(owner.model_fields)}"
         elif kind in _RULES:
             bounds = {
                 k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in ctx.items()
