@@ -17,6 +17,7 @@ from neural_net_lab.engine import (
 from neural_net_lab.engine.config import ParameterError, merge
 from neural_net_lab.engine.data import to_tensors
 from neural_net_lab.engine.fit import fit_classifier
+from neural_net_lab.engine.model import mlp_from_params
 
 MODEL = {"input_dim": 20, "hidden_dims": [128, 256], "n_classes": 4}
 
@@ -46,8 +47,6 @@ def test_default_architecture_has_no_softmax_and_kaiming_scale():
     ],
 )
 def test_bad_model_parameters_are_named(params, message):
-    from neural_net_lab.engine.model import mlp_from_params
-
     with pytest.raises(ParameterError, match=message):
         mlp_from_params(params)
 

@@ -14,10 +14,27 @@ import numpy as np
 import pandas as pd
 
 FEATURE_COLUMNS: list[str] = [
-    "battery_power", "blue", "clock_speed", "dual_sim", "fc", "four_g", "int_memory", "m_dep",
-    "mobile_wt", "n_cores", "pc", "px_height", "px_width", "ram", "sc_h", "sc_w", "talk_time",
-    "three_g", "touch_screen", "wifi",
-]  # fmt: skip
+    "battery_power",
+    "blue",
+    "clock_speed",
+    "dual_sim",
+    "fc",
+    "four_g",
+    "int_memory",
+    "m_dep",
+    "mobile_wt",
+    "n_cores",
+    "pc",
+    "px_height",
+    "px_width",
+    "ram",
+    "sc_h",
+    "sc_w",
+    "talk_time",
+    "three_g",
+    "touch_screen",
+    "wifi",
+]
 TARGET_COLUMN = "price_range"
 
 # Weights of the standardized features in the latent price score: the least-squares fit of

@@ -147,7 +147,7 @@ def _answers_ping(base: str) -> bool:
         return False
 
 
-def test_served_model_answers_like_the_batch_pipeline(
+def test_served_model_answers_like_the_batch_pipeline(  # noqa: PLR0917 - pytest fixtures
     served_store, phones_to_price, model_inputs, model_state, columns, tmp_path
 ):
     rows = phones_to_price.head(20)
