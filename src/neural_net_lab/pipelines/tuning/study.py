@@ -311,6 +311,7 @@ def optimize(
     except BaseException:
         client.cancel(list(pending))
         for trial in pending.values():
+            trial.set_user_attr("error", "interrupted: the run stopped before the trial ended")
             study.tell(trial, state=TrialState.FAIL)
         raise
 
