@@ -190,19 +190,25 @@ class PathErrors:
     """
 
     block_path: ClassVar[str] = ""
+    # Set on the classes made by ``at``: the model they stand for.
+    located: ClassVar[type | None] = None
 
     @classmethod
     def model_validate(cls: type[B], obj: Any, *args: Any, **kwargs: Any) -> B:
+        # An ``at`` class validates as the model it stands for, so that its instances are
+        # plain ``TrainingParams`` (picklable, equal to others) and only errors differ.
+        model = cls.located or cls
         try:
-            return super().model_validate(obj, *args, **kwargs)  # type: ignore[misc]
+            return super(PathErrors, model).model_validate(obj, *args, **kwargs)  # type: ignore[misc]
         except ValidationError as error:
-            raise ParameterError(describe(error, cls.block_path, cls)) from error
+            raise ParameterError(describe(error, cls.block_path, model)) from error
 
     @classmethod
     @functools.cache
     def at(cls: type[B], path: str) -> type[B]:
         """This model for a block at ``path`` (errors name it), e.g. a variant's overrides."""
-        return type(cls.__name__, (cls,), {"__module__": cls.__module__, "block_path": path})
+        namespace = {"__module__": cls.__module__, "block_path": path, "located": cls}
+        return type(cls.__name__, (cls,), namespace)
 
     def dump(self) -> Any:
         """The settings as given in the parameters (defaults not given are left out)."""
