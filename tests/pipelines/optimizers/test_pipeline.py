@@ -104,6 +104,47 @@ def test_lesson_formulas_against_pytorch_settings():
     assert scheduled["max_distance"] < 1e-4  # equal up to where ε is added
 
 
+@pytest.mark.parametrize(
+    ("block", "path", "value", "message"),
+    [
+        (
+            "optimizers_formula_pairs",
+            "adam.betas",
+            [0.9, 0.99, 0.999],
+            r"^optimizers_formula_pairs\.adam\.betas: must hold at most 2 item\(s\)",
+        ),
+        (
+            "optimizers_formula_pairs",
+            "momentum.beta",
+            1.0,
+            r"^optimizers_formula_pairs\.momentum\.beta: must be < 1, got 1.0$",
+        ),
+        (
+            "optimizers_trajectories",
+            "rosenbrock.function.kind",
+            "himmelblau",
+            r"^optimizers_trajectories\.rosenbrock\.function\.kind: must be one of",
+        ),
+        (
+            "optimizers_trajectories",
+            "elongated_quadratic.start",
+            [1.0],
+            r"^optimizers_trajectories\.elongated_quadratic\.start: must hold at least 2",
+        ),
+    ],
+)
+def test_bad_demonstration_settings_are_named(block, path, value, message):
+    model = {"optimizers_formula_pairs": FormulaPairsParams}.get(block, TrajectoriesParams)
+    settings = copy.deepcopy(PARAMS[block])
+    *parents, leaf = path.split(".")
+    node = settings
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    with pytest.raises(ParameterError, match=message):
+        model.model_validate(settings)
+
+
 def test_epochs_to_reach():
     assert epochs_to_reach([0.5, 0.8, 0.92, 0.95], 0.9) == 3
     assert epochs_to_reach([0.5, 0.8], 0.9) is None
