@@ -8,17 +8,42 @@ import json
 import optuna
 import pandas as pd
 import pytest
+import torch
 import yaml
 
-from tests.conftest import mlflow_client, run_kedro
+from neural_net_lab.engine.config import ColumnsParams
+from neural_net_lab.engine.data import predict_logits, to_tensors
+from neural_net_lab.engine.model import load_mlp
+from neural_net_lab.pipelines.data_processing.nodes import standardize
+from neural_net_lab.pipelines.inference.nodes import validate_phones_to_price
+from tests.conftest import COLUMNS, mlflow_client, run_kedro
 
 from .conftest import tiny_blocks, write_local_parameters
+
+COLUMNS_TYPED = ColumnsParams.model_validate(COLUMNS)
 
 
 def _children(client, parent_id):
     experiment = client.get_experiment_by_name("neural_net_lab")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     return [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+
+
+def _check_tuned_inference(project_copy, model):
+    """inference.network=tuned prices phones with the tuned network, rebuilt from its blocks."""
+    data = project_copy / "data"
+    run_kedro(project_copy, "inference", {"inference.network": "tuned"})
+    priced = pd.read_csv(data / "07_model_output/price_predictions.csv")
+    phones = validate_phones_to_price(
+        pd.read_csv(data / "01_raw/phones_to_price.csv"), COLUMNS_TYPED
+    )
+    scaler = json.loads((data / "06_models/scaler.json").read_text())
+    network = load_mlp(torch.load(data / "06_models/tuned_phone_price_model.pt"), model)
+    features, _ = to_tensors(standardize(phones, scaler, COLUMNS_TYPED), COLUMNS_TYPED.features)
+    expected = torch.softmax(predict_logits(network, features), dim=1).numpy()
+    assert priced[[f"probability_{c}" for c in range(4)]].to_numpy() == pytest.approx(
+        expected, abs=1e-6
+    )
 
 
 def test_tuning_runs_resumes_refits_and_refuses_other_data(project_copy):
@@ -87,6 +112,8 @@ def test_tuning_runs_resumes_refits_and_refuses_other_data(project_copy):
     version = client.get_model_version_by_alias("phone_price_classifier", "tuned")
     served = json.loads((data / "06_models/tuned_served_model.json").read_text())
     assert str(served["registered_model_version"]) == str(version.version)
+
+    _check_tuned_inference(project_copy, tuned["model"])
 
     # A second run adds trials to the same study; n_trials 0 refits its best without any.
     write_local_parameters(project_copy, tiny_blocks(n_trials=2))

@@ -228,6 +228,11 @@ def blocks_of(tuned: Mapping[str, Any]) -> tuple[ModelParams, TrainingParams]:
     )
 
 
+def tuned_model_block(tuned: dict[str, Any]) -> ModelParams:
+    """The tuned network's ``model`` block (its widths), for pricing phones with it."""
+    return blocks_of(tuned)[0]
+
+
 def score_tuning(
     *,
     tuned_network: nn.Module | dict[str, Any],
