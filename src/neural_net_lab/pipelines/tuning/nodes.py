@@ -173,6 +173,13 @@ def choose_configuration(
     }
 
 
+def tuned_environment(tuned: dict[str, Any]) -> dict[str, Any]:
+    """The tuned ``model`` and ``training`` blocks as a Kedro configuration environment
+    (conf/tuned/parameters.yml): ``kedro run --env tuned`` trains, evaluates, serves and
+    prices with them, every pipeline seeing the same blocks."""
+    return {"model": tuned["model"], "training": tuned["training"]}
+
+
 def refit(
     train_set: pd.DataFrame, model: ModelParams, training: TrainingParams, columns: ColumnsParams
 ) -> nn.Module:

@@ -21,6 +21,7 @@ from .nodes import (
     study_plots,
     summary_report,
     trials_report,
+    tuned_environment,
 )
 
 
@@ -45,6 +46,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["tuning_study_trials", "params:model", "params:training"],
                 outputs="tuned_parameters",
                 name="choose_configuration",
+            ),
+            Node(
+                tuned_environment,
+                inputs="tuned_parameters",
+                outputs="tuned_environment",
+                name="tuned_environment",
             ),
         ]
     )
