@@ -20,6 +20,7 @@ KEY_DATASETS = {
     "regularization": {"regularization.comparison"},
     "transfer": {"transfer_learning_curve", "phone_prices_new_market"},
     "inference": {"phones_to_price", "price_predictions"},
+    "tuning": {"tuning_trials", "tuned_phone_price_model", "tuned_parameters"},
 }
 
 
