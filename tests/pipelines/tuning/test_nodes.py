@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from neural_net_lab.pipelines.tuning import study as studies
 from neural_net_lab.pipelines.tuning.config import TuningParams
 from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study
 from neural_net_lab.pipelines.tuning.search_space import check_space, configure
+from neural_net_lab.pipelines.tuning.storage import OptunaStorageDataset
 from tests.conftest import COLUMNS
 
 from .conftest import tiny_blocks
@@ -239,3 +241,24 @@ def test_a_worker_killed_mid_study_does_not_lose_the_budget(train_split, tmp_pat
     assert {t.state.name for t in trials} <= {"COMPLETE", "FAIL"}
     assert sum(t.state.name == "COMPLETE" for t in trials) >= 3
     assert np.isfinite([t.value for t in trials if t.state.name == "COMPLETE"]).all()
+
+
+def test_trials_left_running_by_a_dead_run_are_failed_by_age(tmp_path):
+    tuning, _, _ = _typed(tiny_blocks())
+    study = studies.load_study(
+        studies.open_storage({"path": str(tmp_path / "j.log")}), tuning, "print", create=True
+    )
+    study.ask()  # a trial whose run died: never told
+    assert studies.fail_stale_trials(study, stale_after=3600) == []
+    time.sleep(0.05)
+    assert studies.fail_stale_trials(study, stale_after=0.01) == [0]
+    (trial,) = study.trials
+    assert trial.state.name == "FAIL" and trial.user_attrs["error"].startswith("stale")
+
+
+def test_the_study_storage_url_comes_from_credentials_only(tmp_path):
+    journal = OptunaStorageDataset(path=str(tmp_path / "study.journal"))
+    assert journal.load() == {"path": str(tmp_path / "study.journal")}
+    secret = OptunaStorageDataset(credentials={"url": "postgresql://u:SECRET@db/optuna"})
+    assert secret.load() == {"url": "postgresql://u:SECRET@db/optuna"}
+    assert "SECRET" not in str(secret)
