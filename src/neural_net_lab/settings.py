@@ -42,8 +42,6 @@ def _quiet_third_party_output() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # MLflow installs its own log handler and levels on import; conf/logging.yml decides.
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
-    # start_run otherwise imports IPython (0.6 s) to look for Databricks' dbutils.
-    os.environ.setdefault("MLFLOW_ENABLE_SGC_RUN_RESUMPTION_FOR_DATABRICKS_JOBS", "false")
 
 
 _quiet_third_party_output()
