@@ -178,8 +178,10 @@ def connect(settings: DaskParams) -> tuple[Any, Any]:
 
 def prepare_worker() -> None:
     """Quiets the worker's own logs (a project's logging config may reach worker processes,
-    which import it) and caps torch at one thread."""
+    which import it: the driver's one line per trial is the console's record) and caps torch
+    at one thread."""
     logging.getLogger("distributed").setLevel(logging.ERROR)
+    logging.getLogger("neural_net_lab").setLevel(logging.WARNING)
     torch.set_num_threads(1)
 
 
