@@ -7,13 +7,12 @@ import logging
 import pkgutil
 import signal
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 from kedro.io import DatasetError
 
-from .pipeline_registry import DEFAULT_PIPELINES
+from .pipeline_registry import DEFAULT_PIPELINES, share_run_config
 
 logger = logging.getLogger(__name__)
 
@@ -110,40 +109,13 @@ class InputFileHooks:
             logger.error("%s failed: %s; %s", node.name, error, note)
 
 
-_run_config: dict[str, Any] = {}
-
-
-def run_parameters() -> Mapping[str, Any] | None:
-    """The parameters of the Kedro session being run (its ``--env``, ``--conf-source`` and
-    ``--params`` included), for code that builds pipelines; None outside a run.
-
-    Kedro builds the pipelines after it creates the session's context, so pipeline code can
-    read the context's configuration instead of loading the project's a second time.
-    """
-    loader = _run_config.get("loader")
-    if loader is None:
-        return None
-    if "parameters" not in _run_config:
-        _run_config["parameters"] = loader["parameters"]
-    return _run_config["parameters"]
-
-
 class RunConfigHooks:
-    """Shares the running session's configuration with pipeline construction
-    (``run_parameters``) while that session runs."""
+    """Shares a session's configuration with the construction of its pipelines
+    (``pipeline_registry.run_parameters``)."""
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        _run_config.clear()
-        _run_config["loader"] = context.config_loader
-
-    @hook_impl(trylast=True)
-    def after_pipeline_run(self) -> None:
-        _run_config.clear()  # a later session (a test, a notebook) must not see this one's
-
-    @hook_impl(trylast=True)
-    def on_pipeline_error(self) -> None:
-        _run_config.clear()
+        share_run_config(context.config_loader)
 
 
 class RunInterrupted(Exception):  # noqa: N818 - reads as what happened, like KeyboardInterrupt

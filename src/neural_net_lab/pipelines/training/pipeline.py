@@ -17,7 +17,7 @@ from kedro.pipeline import Node, Pipeline
 from kedro.utils import find_kedro_project
 
 from neural_net_lab.engine.config import VariantParams
-from neural_net_lab.hooks import run_parameters
+from neural_net_lab.pipeline_registry import run_parameters
 
 from .nodes import (
     history_to_mlflow,
@@ -128,11 +128,11 @@ def variant_names(
     """The keys of the blocks under ``<experiment>`` in the project's parameters, in file order.
 
     Kedro builds pipelines after it creates the session's context: during a run the blocks
-    come from that context's configuration (``hooks.run_parameters``, with ``--env``,
-    ``--conf-source`` and ``--params``), so no second configuration is loaded. Outside a run
-    (``kedro viz``, ``kedro registry``) or with ``project_path``, they are read with the
-    project's own config loader: ``conf/base``, then ``$KEDRO_ENV`` or ``conf/local``. The
-    project is ``project_path`` or the one around the working directory; without one the
+    come from that context's configuration (``pipeline_registry.run_parameters``, with
+    ``--env``, ``--conf-source`` and ``--params``), so no second configuration is loaded.
+    Outside a run (``kedro viz``, ``kedro registry``) or with ``project_path``, they are read
+    with the project's own config loader: ``conf/base``, then ``$KEDRO_ENV`` or ``conf/local``.
+    The project is ``project_path`` or the one around the working directory; without one the
     ``shipped`` names are used. Errors in the blocks are left to the run's check node, which
     names them: raising here would break every other pipeline too.
     """
