@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from neural_net_lab.hooks import RunInterrupted, RunStateHooks
 from neural_net_lab.pipelines.training import nodes as training_nodes
 
 from .conftest import FAST_TRAINING, PROJECT_ROOT, mlflow_client, run_kedro
@@ -127,3 +128,18 @@ def test_signal_handlers_are_restored_after_a_run(project_copy):
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     run_kedro(project_copy, "data_processing")
     assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+def test_a_signal_during_a_dataset_save_waits_until_the_save_has_ended():
+    hooks = RunStateHooks()
+    default = signal.getsignal(signal.SIGINT)
+    hooks.before_pipeline_run()
+    try:
+        hooks.before_dataset_saved()
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of writing a file
+        time.sleep(0.1)  # the handler has run: the save goes on
+        with pytest.raises(RunInterrupted, match="SIGINT"):
+            hooks.after_dataset_saved()
+    finally:
+        hooks.after_pipeline_run()
+    assert signal.getsignal(signal.SIGINT) == default
