@@ -13,7 +13,7 @@ from typing import Any
 from kedro.framework.project import settings
 from kedro.utils import find_kedro_project
 
-from neural_net_lab.hooks import run_parameters
+from neural_net_lab.pipeline_registry import run_parameters
 
 NETWORKS = ("default", "tuned")
 
