@@ -3,6 +3,8 @@
 See https://docs.kedro.org/en/stable/configure/configuration_basics/ for the defaults.
 """
 
+import atexit
+import gc
 import os
 import warnings
 from pathlib import Path
@@ -45,6 +47,12 @@ def _quiet_third_party_output() -> None:
 
 
 _quiet_third_party_output()
+
+# At exit, after the atexit handlers (MLflow ends its run, logging flushes; registered later,
+# so they run first), CPython's last garbage collections walk every object of torch, MLflow,
+# SQLAlchemy and Matplotlib: about 1 s of a 12 s `kedro run`. Frozen objects are skipped.
+# Nothing is lost that Python promises: __del__ of objects still alive at exit may not run.
+atexit.register(gc.freeze)
 
 # In a source checkout the package lives in <root>/src/neural_net_lab: the MLflow store is
 # then the same file whatever directory Kedro is started from (a notebook, a test's temporary
