@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .augmentation import build_augmentation
 from .config import ModelParams, TrainingParams
-from .model import build_mlp
+from .model import mlp_from_params
 from .optim import build_optimizer
 from .seeding import seed_everything
 from .stacked import Member, StackingUnsupported, check_stackable, train_stacked
@@ -181,17 +181,9 @@ def _start_fold(
 ) -> _Fold:
     fit_x, fit_y, val_x, val_y = _fold_tensors(features, labels, fold)
     generator = seed_everything(training.seed + index)
-    network = build_mlp(
-        model.input_dim,
-        model.hidden_dims,
-        model.n_classes,
-        negative_slope=model.negative_slope,
-        dropout=model.dropout,
-    )
+    network = mlp_from_params(model)
     optimizer = build_optimizer(
-        [p for p in network.parameters() if p.requires_grad],
-        {"name": training.optimizer.name, **training.optimizer.settings()},
-        "training.optimizer",
+        [p for p in network.parameters() if p.requires_grad], training.optimizer
     )
     augmentation = training.augmentation
     epochs = train_epochs(

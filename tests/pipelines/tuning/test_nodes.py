@@ -200,6 +200,25 @@ def test_one_worker_and_a_fixed_seed_repeat_the_same_trials(train_split, tmp_pat
     assert len(runs[0]) == 4
 
 
+def test_trials_with_stacking_off_score_the_same(train_split, tmp_path):
+    """tuning.stacked: false trains the folds one after another: the same trial values."""
+    runs = [
+        _trials(
+            train_split,
+            tmp_path,
+            tiny_blocks(
+                n_trials=3, stacked=stacked, dask={"n_workers": 1, "dashboard_address": None}
+            ),
+            name=f"stacked_{stacked}.log",
+        )
+        for stacked in (True, False)
+    ]
+    assert [t.state.name for t in runs[0]] == [t.state.name for t in runs[1]]
+    for a, b in zip(*runs):
+        assert a.params == b.params
+        assert a.user_attrs.get("fold_accuracy") == b.user_attrs.get("fold_accuracy")
+
+
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(train_split, tmp_path):
     trials = _trials(train_split, tmp_path, tiny_blocks())
     states = [t.state.name for t in trials]

@@ -90,6 +90,8 @@ class TuningParams(Block):
     n_trials: NonNegativeInt | None = 30
     timeout: Annotated[float, Field(gt=0)] | None = None
     stale_after: Annotated[float, Field(gt=0)] = 3600.0
+    # Folds trained as one stacked network (engine.stacked): the same numbers, faster.
+    stacked: bool = True
     pruner: PrunerParams = PrunerParams()
     search_space: dict[str, Dimension] = Field(min_length=1)
     dask: DaskParams = DaskParams()

@@ -21,13 +21,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from neural_net_lab.engine.augmentation import build_augmentation
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
 from neural_net_lab.engine.data import accuracy, predict_logits, to_tensors
-from neural_net_lab.engine.model import build_mlp, load_mlp
-from neural_net_lab.engine.optim import build_optimizer
-from neural_net_lab.engine.seeding import seed_everything
-from neural_net_lab.engine.training import train
+from neural_net_lab.engine.fit import fit_classifier
+from neural_net_lab.engine.model import load_mlp
 from neural_net_lab.pipelines.evaluation.nodes import EvaluationParams, score_logistic_baseline
 from neural_net_lab.pipelines.training.nodes import ServedModelParams
 from neural_net_lab.serving import log_phone_price_classifier
@@ -184,35 +181,8 @@ def refit(
     train_set: pd.DataFrame, model: ModelParams, training: TrainingParams, columns: ColumnsParams
 ) -> nn.Module:
     """Trains a configuration on the whole (standardized) training split, no validation rows."""
-    generator = seed_everything(training.seed)
-    network = build_mlp(
-        model.input_dim,
-        model.hidden_dims,
-        model.n_classes,
-        negative_slope=model.negative_slope,
-        dropout=model.dropout,
-    )
-    optimizer = build_optimizer(
-        [p for p in network.parameters() if p.requires_grad],
-        {"name": training.optimizer.name, **training.optimizer.settings()},
-        "training.optimizer",
-    )
-    features, labels = to_tensors(train_set, columns.features, columns.target)
-    augmentation = training.augmentation
-    train(
-        network,
-        optimizer,
-        features,
-        labels,
-        epochs=training.epochs,
-        batch_size=training.batch_size,
-        generator=generator,
-        l1_lambda=training.l1_lambda,
-        augmentation=build_augmentation(augmentation.model_dump() if augmentation else None),
-        gradients=training.gradients,
-        threads=training.threads,
-        progress=training.progress,
-        description="refit",
+    network, _, _ = fit_classifier(
+        train_set, train_set.iloc[:0], model, training, columns, description="refit"
     )
     return network
 

@@ -191,6 +191,8 @@ def run_trial(
     training: TrainingParams,
     pruner: PrunerParams,
     finished: list[tuple[str, dict[int, float]]],
+    *,
+    stacked: bool = True,
 ) -> dict[str, Any]:
     """One trial on a worker: cross-validates the configuration; never raises.
 
@@ -200,6 +202,9 @@ def run_trial(
     """
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Workers' progress bars would interleave on the run's console: one line per trial is
+    # the driver's record of the study.
+    training = training.model_copy(update={"progress": False})
     started = time.time()
     result: dict[str, Any] = {"worker": _worker_name(), "started": started}
     local = optuna.create_study(direction="maximize", pruner=build_pruner(pruner))
@@ -219,7 +224,13 @@ def run_trial(
 
     try:
         cv = cross_validate(
-            data["features"], data["labels"], data["folds"], model, training, on_epoch=on_epoch
+            data["features"],
+            data["labels"],
+            data["folds"],
+            model,
+            training,
+            on_epoch=on_epoch,
+            stacked=stacked,
         )
     except Exception as error:  # noqa: BLE001 - a failed trial is a result, the study goes on
         result.update(
@@ -294,6 +305,7 @@ def optimize(
                     trial_training,
                     tuning.pruner,
                     _finished_curves(study),
+                    stacked=tuning.stacked,
                     pure=False,
                     retries=tuning.dask.retries,
                     key=f"trial-{study.study_name}-{trial.number}-{time.time_ns()}",
