@@ -61,7 +61,7 @@ def test_each_pipeline_runs_by_name_on_a_fresh_copy(project_copy, name):
         _run(project_copy, name)
         needed = []
     except MissingInputError as error:
-        needed = re.findall(r"`kedro run --pipeline (\w+)`", str(error))
+        needed = re.findall(r"`kedro run --pipelines (\w+)`", str(error))
         assert needed, f"the error names no pipeline to run first: {error}"
         for other in needed:
             _run(project_copy, other)

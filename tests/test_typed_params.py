@@ -119,7 +119,7 @@ def test_params_on_the_command_line_are_validated(project_copy):
             "-m",
             "kedro",
             "run",
-            "--pipeline",
+            "--pipelines",
             "training",
             "--params",
             "training.optimizer.lr=-1",

@@ -33,7 +33,7 @@ def _source(dataset: Any) -> str | None:
 def _writers(dataset_name: str) -> list[str]:
     """The pipeline folders whose pipeline writes ``dataset_name``.
 
-    Kedro 1.7 loads only the pipeline named by ``--pipeline``, so the folders are read here.
+    Kedro 1.7 loads only the pipeline named by ``--pipelines``, so the folders are read here.
     """
     package = importlib.import_module(f"{__package__}.pipelines")
     writers = []
@@ -67,7 +67,7 @@ def _missing_inputs_message(missing: dict[str, str]) -> str:
     message = "input file(s) missing: " + "; ".join(lines) + "."
     if needed:
         needed = sorted(set(needed), key=order)
-        message += " Run " + " then ".join(f"`kedro run --pipeline {p}`" for p in needed) + " first"
+        message += " Run " + " then ".join(f"`kedro run --pipelines {p}`" for p in needed) + " first"
         if all(p in DEFAULT_PIPELINES for p in needed):
             message += f" (or the default `kedro run`, which includes {'it' if len(needed) == 1 else 'them'})"
         message += "."

@@ -37,7 +37,7 @@ def run_parameters() -> Mapping[str, Any] | None:
 def register_pipelines() -> dict[str, Pipeline]:
     """Registers every pipeline folder under its name; ``__default__`` is the main job.
 
-    ``kedro run --pipeline X`` makes ``find_pipelines`` return only X (Kedro 1.7), so the
+    ``kedro run --pipelines X`` makes ``find_pipelines`` return only X (Kedro 1.7), so the
     default is composed only when all of its parts were found.
     """
     try:

@@ -1,5 +1,5 @@
 """inference end to end: the default `kedro run` registers the served model, `kedro run
---pipeline inference` writes the predictions, and both agree with the model applied by hand."""
+--pipelines inference` writes the predictions, and both agree with the model applied by hand."""
 
 from __future__ import annotations
 

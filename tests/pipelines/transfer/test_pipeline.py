@@ -33,7 +33,7 @@ def test_transfer_asks_for_the_trained_model_then_runs_every_strategy(project_co
         run_kedro(project_copy, "transfer", TINY_TRANSFER)
     message = str(error.value)
     assert "'phone_price_model'" in message and "phone_price_model.pt" in message
-    assert "`kedro run --pipeline training` first (or the default `kedro run`" in message
+    assert "`kedro run --pipelines training` first (or the default `kedro run`" in message
     client = mlflow_client()
     assert not _runs(client, "transfer")  # stopped before any node or MLflow run started
 

@@ -1,4 +1,4 @@
-"""`kedro run --pipeline tuning` in real Kedro sessions: a real LocalCluster of 2 worker
+"""`kedro run --pipelines tuning` in real Kedro sessions: a real LocalCluster of 2 worker
 processes, a real journal file and a real MLflow SQLite store in a temporary folder."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The lesson's sigmoid network (every number in parameters_backprop.yml) gets a ha
 backward pass, an autograd pass with one SGD step, and the gradient-accumulation demonstration;
 the phone-price MLP of ``params:model`` gets the same three-way check on rows of ``train_set``.
 ``train_set`` comes from the data_processing pipeline's own nodes, so that a fresh checkout
-runs ``kedro run --pipeline backprop`` on its own (as ``optimizers`` does).
+runs ``kedro run --pipelines backprop`` on its own (as ``optimizers`` does).
 """
 
 from kedro.pipeline import Node, Pipeline

@@ -146,7 +146,7 @@ def scaler_arrays(scaler: Mapping[str, Any], features: list[str]) -> tuple[np.nd
         )
         raise ValueError(
             f"{source}: fitted on other features than columns.features ({detail}); "
-            "rerun `kedro run --pipeline data_processing`"
+            "rerun `kedro run --pipelines data_processing`"
         )
     mean = np.asarray(scaler["mean"], dtype="float64")
     scale = np.asarray(scaler["scale"], dtype="float64")

@@ -4,7 +4,7 @@ exponentially weighted average, and optimizer paths over two-variable functions.
 The trainings are the blocks under ``optimizers`` in the parameters (``variant_names``). The
 split comes from the data_processing and training pipelines' own nodes (the same node
 objects, so composing this pipeline with them adds nothing twice): a fresh checkout runs
-``kedro run --pipeline optimizers`` on its own.
+``kedro run --pipelines optimizers`` on its own.
 """
 
 from kedro.pipeline import Node, Pipeline

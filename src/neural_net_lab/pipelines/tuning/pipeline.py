@@ -2,7 +2,7 @@
 child run per trial; the chosen network retrained on the whole training split, scored once on
 the test split, saved as tuned_* and registered with the alias ``tuned``.
 
-It includes the data_processing nodes, so a fresh checkout runs ``kedro run --pipeline tuning``
+It includes the data_processing nodes, so a fresh checkout runs ``kedro run --pipelines tuning``
 on its own (docs/tuning.md).
 """
 
