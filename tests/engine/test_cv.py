@@ -57,16 +57,18 @@ def _plain_training(features, labels, fold, seed, *, model: ModelParams, trainin
 
 @pytest.mark.parametrize("gradients", ["manual", "autograd"])
 def test_each_fold_equals_a_plain_training_of_that_fold(table, gradients):
-    """Lockstep folds, each with its own scaler and seed, give bitwise the plain histories
-    (with dropout, whose autograd masks come from the global RNG)."""
+    """Lockstep folds, each with its own scaler and seed, give the plain histories (with
+    dropout, whose autograd masks come from the global RNG). Bitwise on the development CPU;
+    asserted to float rounding, as another BLAS may order a sum differently."""
     features, labels, folds = table
     model = MODEL.model_copy(update={"dropout": 0.2})
     training = _training(gradients=gradients)
     result = cross_validate(features, labels, folds, model, training)
     for f, fold in enumerate(folds):
-        assert result.histories[f] == _plain_training(
-            features, labels, fold, 5 + f, model=model, training=training
-        )
+        plain = _plain_training(features, labels, fold, 5 + f, model=model, training=training)
+        assert result.histories[f].keys() == plain.keys()
+        for key, values in plain.items():
+            assert result.histories[f][key] == pytest.approx(values, rel=1e-5), (f, key)
     assert result.val_accuracy == [h["val_accuracy"][-1] for h in result.histories]
     assert result.val_log_loss == [h["val_loss"][-1] for h in result.histories]
     assert result.mean_accuracy == pytest.approx(np.mean(result.val_accuracy))
