@@ -39,12 +39,15 @@ def load_split(scale_before_split: bool):
     x, y = table[FEATURE_COLUMNS].to_numpy(float), table[TARGET_COLUMN].to_numpy()
     if scale_before_split:
         x = StandardScaler().fit_transform(x)
-    x_train, x_test, y_train, y_test = train_test_split(x, y, train_size=0.8, stratify=y, random_state=66)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, train_size=0.8, stratify=y, random_state=66
+    )
     if not scale_before_split:
         scaler = StandardScaler().fit(x_train)
         x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
     return [torch.tensor(a, dtype=torch.float32) for a in (x_train, x_test)] + [
-        torch.tensor(y_train), torch.tensor(y_test)
+        torch.tensor(y_train),
+        torch.tensor(y_test),
     ]
 
 
@@ -91,7 +94,9 @@ def main() -> None:
     x_train, x_test, y_train, y_test = load_split(scale_before_split=False)
     seed_everything(42)
     initial = build_mlp(20, [128, 256], 4)
-    print(f"1. Softmax before CrossEntropyLoss ({epochs} epochs, Adam 1e-3, batch 16, same initial weights)")
+    print(
+        f"1. Softmax before CrossEntropyLoss ({epochs} epochs, Adam 1e-3, batch 16, same initial weights)"
+    )
     for name, model in {"logits (this project)": copy.deepcopy(initial),
                         "softmax (the lesson)": nn.Sequential(copy.deepcopy(initial), nn.Softmax(dim=1))}.items():  # fmt: skip
         loss, _ = lesson_training(model, x_train, y_train, epochs)
@@ -101,9 +106,18 @@ def main() -> None:
     print("2. Scaler fitted before the split (the lesson) vs on the training split only")
     leaky = load_split(scale_before_split=True)
     clean = load_split(scale_before_split=False)
-    print(f"   mean |difference| of standardized test features: {(leaky[1] - clean[1]).abs().mean():.4f}")
-    for name, (xtr, xte, ytr, yte) in {"fitted on all rows": leaky, "fitted on train only": clean}.items():
-        score = LogisticRegression(max_iter=2000).fit(xtr.numpy(), ytr.numpy()).score(xte.numpy(), yte.numpy())
+    print(
+        f"   mean |difference| of standardized test features: {(leaky[1] - clean[1]).abs().mean():.4f}"
+    )
+    for name, (xtr, xte, ytr, yte) in {
+        "fitted on all rows": leaky,
+        "fitted on train only": clean,
+    }.items():
+        score = (
+            LogisticRegression(max_iter=2000)
+            .fit(xtr.numpy(), ytr.numpy())
+            .score(xte.numpy(), yte.numpy())
+        )
         print(f"   logistic regression test accuracy, scaler {name:22s} {score:.4f}")
 
     print("3. Loss summed across an epoch with its graph (the lesson) vs detached")

@@ -26,7 +26,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from neural_net_lab.engine import accuracy, build_mlp, build_optimizer, predict_logits, seed_everything, train
+from neural_net_lab.engine import (
+    accuracy,
+    build_mlp,
+    build_optimizer,
+    predict_logits,
+    seed_everything,
+    train,
+)
 from neural_net_lab.engine.data import to_tensors
 from neural_net_lab.pipelines.data_processing.nodes import (
     fit_scaler,
@@ -42,7 +49,9 @@ COLUMNS = {
 }  # fmt: skip
 
 
-def lesson_loop(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int) -> None:
+def lesson_loop(
+    model: nn.Module, features: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int
+) -> None:
     """The lesson's training loop (minus its Softmax): DataLoader batches, autograd, Adam."""
     torch.manual_seed(seed)
     loader = DataLoader(TensorDataset(features, labels), batch_size=16, shuffle=True)
@@ -58,7 +67,9 @@ def lesson_loop(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, 
     model.eval()
 
 
-def lesson_one_thread(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int) -> None:
+def lesson_one_thread(
+    model: nn.Module, features: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int
+) -> None:
     """The lesson's loop with PyTorch capped at one CPU thread, like the project's loop."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -68,7 +79,9 @@ def lesson_one_thread(model: nn.Module, features: torch.Tensor, labels: torch.Te
         torch.set_num_threads(threads)
 
 
-def project_loop(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int) -> None:
+def project_loop(
+    model: nn.Module, features: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int
+) -> None:
     """The project's loop with the default training parameters."""
     optimizer = build_optimizer(model.parameters(), {"name": "Adam", "lr": 1e-3})
     train(model, optimizer, features, labels, epochs=epochs, batch_size=16,
@@ -78,15 +91,23 @@ def project_loop(model: nn.Module, features: torch.Tensor, labels: torch.Tensor,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=1, help="alternating runs of each; best time counts")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="alternating runs of each; best time counts"
+    )
     args = parser.parse_args()
 
     params = {"train_share": 0.8, "random_state": 66, "min_rows_per_class": 10}
-    validated = validate_phone_prices(pd.read_csv(ROOT / "data/01_raw/phone_prices.csv"), COLUMNS, params)
+    validated = validate_phone_prices(
+        pd.read_csv(ROOT / "data/01_raw/phone_prices.csv"), COLUMNS, params
+    )
     train_split, test_split = split_data(validated, COLUMNS, params)
     scaler = fit_scaler(train_split, COLUMNS)
-    x_train, y_train = to_tensors(standardize(train_split, scaler, COLUMNS), COLUMNS["features"], COLUMNS["target"])
-    x_test, y_test = to_tensors(standardize(test_split, scaler, COLUMNS), COLUMNS["features"], COLUMNS["target"])
+    x_train, y_train = to_tensors(
+        standardize(train_split, scaler, COLUMNS), COLUMNS["features"], COLUMNS["target"]
+    )
+    x_test, y_test = to_tensors(
+        standardize(test_split, scaler, COLUMNS), COLUMNS["features"], COLUMNS["target"]
+    )
 
     seed_everything(42)
     initial = build_mlp(20, [128, 256], 4)
@@ -110,7 +131,9 @@ def main() -> None:
         print(f"{name}_loop_seconds: {results[name]['seconds']:.2f}  "
               f"{name}_test_accuracy: {results[name]['test_accuracy']:.4f}")  # fmt: skip
     print(f"ratio: {results['lesson']['seconds'] / results['project']['seconds']:.2f}")
-    print(f"ratio_one_thread: {results['lesson_one_thread']['seconds'] / results['project']['seconds']:.2f}")
+    print(
+        f"ratio_one_thread: {results['lesson_one_thread']['seconds'] / results['project']['seconds']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ against a temporary MLflow SQLite store, and small real model inputs for node te
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,4 @@ def run_kedro(
 
 def mlflow_client() -> mlflow.MlflowClient:
     """A client of the store that the current test's MLFLOW_TRACKING_URI names."""
-    import os
-
     return mlflow.MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])

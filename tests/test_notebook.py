@@ -25,5 +25,11 @@ def test_exploration_notebook_executes(project_copy):
     )  # fmt: skip
     assert "(2000, 21)" in text
     assert "test_accuracy" in text and "No metrics yet" not in text
-    images = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    images = [
+        o
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if "image/png" in o.get("data", {})
+    ]
     assert len(images) >= 3  # the exploration figure and the two reporting plots

@@ -29,12 +29,18 @@ def test_default_pipeline_tracks_run_and_saves_loadable_model(project_copy):
         assert sorted(m.step for m in history) == list(range(epochs)), key
     assert 0.25 < run.data.metrics["test_accuracy"] <= 1.0
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"confusion_matrix.png", "training_curves.png", "classification_report.json"} <= artifacts
+    assert {
+        "confusion_matrix.png",
+        "training_curves.png",
+        "classification_report.json",
+    } <= artifacts
 
     metrics = json.loads((project_copy / "data/08_reporting/metrics.json").read_text())
     assert metrics["test_accuracy"] == run.data.metrics["test_accuracy"]
     assert {"test_f1_macro", "baseline_test_accuracy"} <= set(metrics)
 
-    state = PyTorchDataset(filepath=str(project_copy / "data/06_models/phone_price_model.pt")).load()
+    state = PyTorchDataset(
+        filepath=str(project_copy / "data/06_models/phone_price_model.pt")
+    ).load()
     model = load_mlp(state, {"input_dim": 20, "hidden_dims": [128, 256], "n_classes": 4})
     assert model(torch.zeros(1, 20)).shape == (1, 4)

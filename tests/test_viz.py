@@ -34,7 +34,15 @@ def test_viz_build_shows_every_pipeline_with_its_key_datasets(project_copy):
     api = project_copy / "build" / "api"
     main = json.loads((api / "main").read_text())
     assert {p["id"] for p in main["pipelines"]} == registered | {"__default__"}
-    assert {"raw", "intermediate", "primary", "model_input", "models", "model_output", "reporting"} <= set(main["layers"])
+    assert {
+        "raw",
+        "intermediate",
+        "primary",
+        "model_input",
+        "models",
+        "model_output",
+        "reporting",
+    } <= set(main["layers"])
     for name, datasets in KEY_DATASETS.items():
         graph = json.loads((api / "pipelines" / name).read_text())
         names = {node["name"] for node in graph["nodes"] if node["type"] == "data"}

@@ -1,4 +1,3 @@
-"""Neural Net Lab
-"""
+"""Neural Net Lab"""
 
 __version__ = "0.1"

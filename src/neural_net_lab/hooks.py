@@ -67,7 +67,9 @@ def _missing_inputs_message(missing: dict[str, str]) -> str:
     message = "input file(s) missing: " + "; ".join(lines) + "."
     if needed:
         needed = sorted(set(needed), key=order)
-        message += " Run " + " then ".join(f"`kedro run --pipelines {p}`" for p in needed) + " first"
+        message += (
+            " Run " + " then ".join(f"`kedro run --pipelines {p}`" for p in needed) + " first"
+        )
         if all(p in DEFAULT_PIPELINES for p in needed):
             message += f" (or the default `kedro run`, which includes {'it' if len(needed) == 1 else 'them'})"
         message += "."

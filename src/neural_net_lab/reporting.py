@@ -17,7 +17,9 @@ from matplotlib import pyplot as plt
 
 def results_table(results: Sequence[dict[str, Any]], metrics: Sequence[str]) -> pd.DataFrame:
     """One row per variant (``variant`` column first) with the chosen final metrics."""
-    rows = [{"variant": r["name"], **{m: r["metrics"].get(m, np.nan) for m in metrics}} for r in results]
+    rows = [
+        {"variant": r["name"], **{m: r["metrics"].get(m, np.nan) for m in metrics}} for r in results
+    ]
     return pd.DataFrame(rows, columns=["variant", *metrics])
 
 
@@ -28,8 +30,11 @@ def markdown_table(table: pd.DataFrame, title: str, notes: Sequence[str] = ()) -
 
 
 def plot_histories(
-    results: Sequence[dict[str, Any]], keys: Sequence[str], title: str, log_keys: Sequence[str] = ("train_loss", "val_loss")
-) -> plt.Figure:  # fmt: skip
+    results: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    title: str,
+    log_keys: Sequence[str] = ("train_loss", "val_loss"),
+) -> plt.Figure:
     """One panel per history key with every variant's curve, for comparing variants at a glance."""
     figure, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), squeeze=False)
     for axis, key in zip(axes[0], keys):
@@ -37,7 +42,11 @@ def plot_histories(
             values = result["history"].get(key)
             if values:
                 axis.plot(np.arange(1, len(values) + 1), values, label=result["name"])
-        axis.set(title=key.replace("_", " "), xlabel="epoch", yscale="log" if key in log_keys else "linear")
+        axis.set(
+            title=key.replace("_", " "),
+            xlabel="epoch",
+            yscale="log" if key in log_keys else "linear",
+        )
         axis.grid(alpha=0.3)
     axes[0][0].legend()
     figure.suptitle(title)

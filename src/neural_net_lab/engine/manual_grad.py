@@ -33,9 +33,10 @@ class ManualMLPGradient:
         # so the arithmetic below reads current weights without autograd's dispatch cost.
         self._weights = [
             (layer.weight.detach(), None if layer.bias is None else layer.bias.detach())
-            if isinstance(layer, nn.Linear) else None
+            if isinstance(layer, nn.Linear)
+            else None
             for layer in self.layers
-        ]  # fmt: skip
+        ]
 
     @staticmethod
     def supports(model: nn.Module) -> bool:

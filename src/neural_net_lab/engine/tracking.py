@@ -28,8 +28,10 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any
 
 def history_as_metrics(history: Mapping[str, list[float]]) -> dict[str, list[dict[str, float]]]:
     """Per-epoch lists → the format of kedro-mlflow's ``MlflowMetricsHistoryDataset``."""
-    return {key: [{"value": float(v), "step": i} for i, v in enumerate(values)]
-            for key, values in history.items()}  # fmt: skip
+    return {
+        key: [{"value": float(v), "step": i} for i, v in enumerate(values)]
+        for key, values in history.items()
+    }
 
 
 @contextmanager
@@ -60,12 +62,16 @@ def log_history_and_metrics(
     if run_id is None:
         return
     now = int(time.time() * 1000)
-    entries = [Metric(key, float(value), now, step)
-               for key, values in history.items() for step, value in enumerate(values)]  # fmt: skip
+    entries = [
+        Metric(key, float(value), now, step)
+        for key, values in history.items()
+        for step, value in enumerate(values)
+    ]
     # A final value named like a curve (val_accuracy) is that curve's last step already;
     # logging it again would add a stray point at step 0 to the curve.
-    entries += [Metric(key, float(value), now, 0)
-                for key, value in metrics.items() if key not in history]  # fmt: skip
+    entries += [
+        Metric(key, float(value), now, 0) for key, value in metrics.items() if key not in history
+    ]
     client = mlflow.MlflowClient()
     for start in range(0, len(entries), 1000):  # log_batch takes 1000 metrics at most
         client.log_batch(run_id, metrics=entries[start : start + 1000])

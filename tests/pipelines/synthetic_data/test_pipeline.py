@@ -32,13 +32,17 @@ def test_difficulty_matches_the_real_table():
     table = generate_phone_prices()
     train, test = table.iloc[:1600], table.iloc[1600:]
     mean, std = train[FEATURE_COLUMNS].mean(), train[FEATURE_COLUMNS].std()
-    baseline = LogisticRegression(max_iter=2000).fit((train[FEATURE_COLUMNS] - mean) / std, train.price_range)
+    baseline = LogisticRegression(max_iter=2000).fit(
+        (train[FEATURE_COLUMNS] - mean) / std, train.price_range
+    )
     # The facts sheet: logistic regression scores 0.93-0.975 on the real table.
     assert 0.92 <= baseline.score((test[FEATURE_COLUMNS] - mean) / std, test.price_range) <= 0.99
 
 
 def test_same_seed_same_rows_other_seed_other_rows():
-    pd.testing.assert_frame_equal(generate_phone_prices(500, seed=1), generate_phone_prices(500, seed=1))
+    pd.testing.assert_frame_equal(
+        generate_phone_prices(500, seed=1), generate_phone_prices(500, seed=1)
+    )
     assert not generate_phone_prices(500, seed=1).equals(generate_phone_prices(500, seed=2))
 
 
