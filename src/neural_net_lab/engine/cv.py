@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -22,6 +22,18 @@ from .training import cpu_threads, train_epochs
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class FoldNetwork:
+    """One trained fold network with the scaler of its fold's training rows."""
+
+    fold: int
+    seed: int
+    mean: np.ndarray
+    scale: np.ndarray
+    state_dict: dict[str, torch.Tensor]
+    val_accuracy: float
+
+
 @dataclass
 class CVResult:
     """Per-fold histories and final scores of one cross-validated configuration.
@@ -30,6 +42,8 @@ class CVResult:
     ``val_accuracy``; ``val_accuracy[f]`` and ``val_log_loss[f]`` are their values at the
     last epoch run (not the best epoch: choosing that would choose the epoch count on the
     validation rows). ``stopped`` is True when ``on_epoch`` ended the folds early.
+    ``members`` holds the trained networks when they were asked for (``keep_networks``):
+    fold by fold, each fold's seeds in order.
     """
 
     histories: list[dict[str, list[float]]]
@@ -37,6 +51,7 @@ class CVResult:
     val_log_loss: list[float]
     epochs_run: int
     stopped: bool
+    members: list[FoldNetwork] = field(default_factory=list)
 
     @property
     def mean_accuracy(self) -> float:
@@ -60,6 +75,8 @@ def cross_validate(
     *,
     on_epoch: Callable[[int, float], bool] | None = None,
     stacked: bool = True,
+    seeds_per_fold: int = 1,
+    keep_networks: bool = False,
 ) -> CVResult:
     """Trains one network per fold on unscaled ``features`` and scores it on the fold's rows.
 
@@ -73,6 +90,12 @@ def cross_validate(
     its own global torch RNG state between turns, so interleaving does not change what
     autograd's dropout draws.
 
+    ``seeds_per_fold`` m > 1 trains each fold m times, fold ``f``'s seed ``s`` with
+    ``training.seed + f + s * k`` (k folds), so seed 0 is the plain run above and no two
+    members share a seed; histories and scores stay those of seed 0, and ``on_epoch`` sees
+    the mean over every member. ``keep_networks`` returns every member's weights and fold
+    scaler in ``members``: a fold ensemble (``engine.ensemble``).
+
     ``stacked`` (the default) trains all folds as one stacked network
     (``engine.stacked.train_stacked``): the same numbers per fold, in a fraction of the time
     (docs/performance.md).
@@ -82,6 +105,13 @@ def cross_validate(
     """
     if len(folds) < 2:
         raise ValueError(f"cross-validation needs at least 2 folds, got {len(folds)}")
+    if seeds_per_fold < 1:
+        raise ValueError(f"seeds_per_fold must be at least 1, got {seeds_per_fold}")
+    plan = [
+        (f, s, training.seed + f + s * len(folds))
+        for f in range(len(folds))
+        for s in range(seeds_per_fold)
+    ]
     if stacked:
         try:
             check_stackable(training)
@@ -89,20 +119,27 @@ def cross_validate(
             logger.info("the %d folds train one after another: %s", len(folds), reason)
         else:
             return _cross_validate_stacked(
-                features, labels, folds, model=model, training=training, on_epoch=on_epoch
+                features,
+                labels,
+                folds,
+                plan,
+                model=model,
+                training=training,
+                on_epoch=on_epoch,
+                keep_networks=keep_networks,
             )
     runs = [
-        _start_fold(features, labels, fold, f, model=model, training=training)
-        for f, fold in enumerate(folds)
+        _start_fold(features, labels, folds[f], seed, model=model, training=training)
+        for f, _, seed in plan
     ]
     histories: list[dict[str, list[float]]] = [
-        {"train_loss": [], "val_loss": [], "val_accuracy": []} for _ in folds
+        {"train_loss": [], "val_loss": [], "val_accuracy": []} for _ in plan
     ]
     stopped = False
     epochs_run = 0
     with cpu_threads(training.threads):
         for epoch in range(training.epochs):
-            for f, run in enumerate(runs):
+            for (f, _, _), run, history in zip(plan, runs, histories):
                 torch.set_rng_state(run.rng_state)
                 record = next(run.epochs)
                 run.rng_state = torch.get_rng_state()
@@ -111,18 +148,49 @@ def cross_validate(
                         f"fold {f}: the training loss is {record['train_loss']} at epoch {epoch}"
                     )
                 for key, value in record.items():
-                    histories[f][key].append(value)
+                    history[key].append(value)
             epochs_run = epoch + 1
             mean = float(np.mean([h["val_accuracy"][-1] for h in histories]))
             if on_epoch is not None and on_epoch(epoch, mean) and epochs_run < training.epochs:
                 stopped = True
                 break
+    states = [
+        {k: v.detach().clone() for k, v in run.network.state_dict().items()} for run in runs
+    ]
+    return _result(features, folds, plan, histories, states if keep_networks else None, stopped)
+
+
+def _result(
+    features: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    plan: list[tuple[int, int, int]],
+    histories: list[dict[str, list[float]]],
+    states: list[dict[str, torch.Tensor]] | None,
+    stopped: bool,
+) -> CVResult:
+    """Scores of each fold's first seed; with ``states``, every member and its fold scaler."""
+    first = [h for (_, s, _), h in zip(plan, histories) if s == 0]
+    members = []
+    if states is not None:
+        scalers = [StandardScaler().fit(features[train_idx]) for train_idx, _ in folds]
+        members = [
+            FoldNetwork(
+                fold=f,
+                seed=seed,
+                mean=scalers[f].mean_,
+                scale=scalers[f].scale_,
+                state_dict=state,
+                val_accuracy=history["val_accuracy"][-1],
+            )
+            for (f, _, seed), history, state in zip(plan, histories, states, strict=True)
+        ]
     return CVResult(
-        histories=histories,
-        val_accuracy=[h["val_accuracy"][-1] for h in histories],
-        val_log_loss=[h["val_loss"][-1] for h in histories],
-        epochs_run=epochs_run,
+        histories=first,
+        val_accuracy=[h["val_accuracy"][-1] for h in first],
+        val_log_loss=[h["val_loss"][-1] for h in first],
+        epochs_run=len(first[0]["train_loss"]),
         stopped=stopped,
+        members=members,
     )
 
 
@@ -130,24 +198,23 @@ def _cross_validate_stacked(
     features: np.ndarray,
     labels: np.ndarray,
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    plan: list[tuple[int, int, int]],
     *,
     model: ModelParams,
     training: TrainingParams,
     on_epoch: Callable[[int, float], bool] | None,
+    keep_networks: bool,
 ) -> CVResult:
-    members = []
-    for f, fold in enumerate(folds):
-        fit_x, fit_y, val_x, val_y = _fold_tensors(features, labels, fold)
-        members.append(Member(fit_x, fit_y, val_x, val_y, seed=training.seed + f, name=f"fold {f}"))
-    histories = [r.history for r in train_stacked(members, model, training, on_epoch=on_epoch)]
-    epochs_run = len(histories[0]["train_loss"])
-    return CVResult(
-        histories=histories,
-        val_accuracy=[h["val_accuracy"][-1] for h in histories],
-        val_log_loss=[h["val_loss"][-1] for h in histories],
-        epochs_run=epochs_run,
-        stopped=epochs_run < training.epochs,
-    )
+    tensors = [_fold_tensors(features, labels, fold) for fold in folds]
+    members = [
+        Member(*tensors[f], seed=seed, name=f"fold {f}" if s == 0 else f"fold {f} seed {s}")
+        for f, s, seed in plan
+    ]
+    results = train_stacked(members, model, training, on_epoch=on_epoch)
+    histories = [r.history for r in results]
+    stopped = len(histories[0]["train_loss"]) < training.epochs
+    states = [r.state_dict for r in results] if keep_networks else None
+    return _result(features, folds, plan, histories, states, stopped)
 
 
 def _fold_tensors(
@@ -166,6 +233,7 @@ def _fold_tensors(
 
 @dataclass
 class _Fold:
+    network: torch.nn.Module
     epochs: Iterator[dict[str, float]]
     rng_state: torch.Tensor
 
@@ -174,13 +242,13 @@ def _start_fold(
     features: np.ndarray,
     labels: np.ndarray,
     fold: tuple[np.ndarray, np.ndarray],
-    index: int,
+    seed: int,
     *,
     model: ModelParams,
     training: TrainingParams,
 ) -> _Fold:
     fit_x, fit_y, val_x, val_y = _fold_tensors(features, labels, fold)
-    generator = seed_everything(training.seed + index)
+    generator = seed_everything(seed)
     network = mlp_from_params(model)
     optimizer = build_optimizer(
         [p for p in network.parameters() if p.requires_grad], training.optimizer
@@ -199,4 +267,4 @@ def _start_fold(
         augmentation=build_augmentation(augmentation.model_dump() if augmentation else None),
         gradients=training.gradients,
     )
-    return _Fold(epochs=epochs, rng_state=torch.get_rng_state())
+    return _Fold(network=network, epochs=epochs, rng_state=torch.get_rng_state())

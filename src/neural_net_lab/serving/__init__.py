@@ -1,8 +1,9 @@
-"""The served phone-price model: scaler + network + label handling as one MLflow pyfunc model.
+"""The served phone-price model: scaled networks + label handling as one MLflow pyfunc model.
 
-``log_phone_price_classifier`` turns the persisted scaler parameters and the trained network
-into the artifacts of ``phone_price_classifier.py`` (a self-contained "model from code") and
-logs and registers it in the active MLflow run.
+``log_phone_price_classifier`` turns an ``engine.ensemble.Ensemble`` (each member a scaler and
+a network; the default model is one member with the training split's scaler, a tuned fold
+ensemble has k or k × m) into the artifacts of ``phone_price_classifier.py`` (a
+self-contained "model from code") and logs and registers it in the active MLflow run.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import AnyType, ColSpec, Schema
 from torch import nn
 
-from neural_net_lab.engine.config import ColumnsParams
+from neural_net_lab.engine.config import ColumnsParams, ModelParams
+from neural_net_lab.engine.ensemble import Ensemble, build_ensemble
 from neural_net_lab.pipelines.data_processing.nodes import scaler_arrays
 
 MODEL_CODE = Path(__file__).with_name("phone_price_classifier.py")
@@ -54,10 +56,16 @@ def network_layers(model: nn.Sequential) -> tuple[list[dict[str, torch.Tensor]],
     return layers, slopes.pop() if slopes else 0.0  # one linear layer: no activation to set
 
 
-def scaler_config(scaler: Mapping[str, Any], features: list[str]) -> dict[str, list[float]]:
-    """The persisted scaler's mean and scale in the order of ``features`` (checked)."""
-    mean, scale = scaler_arrays(scaler, features)
-    return {"mean": mean.tolist(), "scale": scale.tolist()}
+def scaled_network(
+    scaler: Mapping[str, Any],
+    state_dict: Mapping[str, torch.Tensor],
+    model: ModelParams,
+    columns: ColumnsParams,
+) -> Ensemble:
+    """One network with the persisted scaler (checked against ``columns.features``): the
+    ensemble of one that the default model and a refit are served as."""
+    mean, scale = scaler_arrays(scaler, columns.features)
+    return build_ensemble([(mean, scale, state_dict)], model)
 
 
 def signature(example: pd.DataFrame, columns: ColumnsParams) -> ModelSignature:
@@ -85,8 +93,7 @@ def requirements() -> list[str]:
 
 
 def log_phone_price_classifier(
-    scaler: Mapping[str, Any],
-    model: nn.Sequential,
+    ensemble: Ensemble,
     example: pd.DataFrame,
     columns: ColumnsParams,
     *,
@@ -94,24 +101,30 @@ def log_phone_price_classifier(
     registered_model_name: str | None,
 ) -> mlflow.models.model.ModelInfo:
     """Logs the served model to the active MLflow run and registers it under the given name."""
-    layers, slope = network_layers(model)
+    members = [network_layers(member.network) for member in ensemble]
+    slopes = {slope for _, slope in members}
+    if len(slopes) > 1:
+        raise ValueError(f"the served model needs one LeakyReLU slope, got {sorted(slopes)}")
     config = {
         "features": list(columns.features),
         "id": columns.id,
         "target": columns.target,
         "classes": list(columns.classes),
-        "negative_slope": slope,
-        "scaler": scaler_config(scaler, columns.features),
+        "negative_slope": slopes.pop(),
+        "scalers": [
+            {"mean": member.mean.tolist(), "scale": member.scale.tolist()} for member in ensemble
+        ],
     }
-    if layers[-1]["weight"].shape[0] != len(config["classes"]):
+    outputs = {layers[-1]["weight"].shape[0] for layers, _ in members}
+    if outputs != {len(config["classes"])}:
         raise ValueError(
-            f"the network has {layers[-1]['weight'].shape[0]} outputs but columns.classes "
+            f"the network has {sorted(outputs)} outputs but columns.classes "
             f"lists {len(config['classes'])} classes"
         )
     with tempfile.TemporaryDirectory() as directory:
         config_path, network_path = Path(directory, "config.json"), Path(directory, "network.pt")
         config_path.write_text(json.dumps(config, indent=2))
-        torch.save(layers, network_path)
+        torch.save([layers for layers, _ in members], network_path)
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=str(MODEL_CODE),

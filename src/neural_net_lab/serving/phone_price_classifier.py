@@ -3,9 +3,15 @@
 MLflow copies this file into the logged model and runs it when the model is loaded, so it
 imports only mlflow, numpy, pandas and torch, never the project: the model loads and serves
 wherever those are installed. Its two artifacts are written by ``neural_net_lab.serving``:
-``config`` (JSON: feature order, the scaler's mean and scale, label column and classes, the
-LeakyReLU slope) and ``network`` (each linear layer's weight and bias, read with
-``weights_only=True``).
+``config`` (JSON: feature order, each member's scaler mean and scale, label column and
+classes, the LeakyReLU slope) and ``network`` (per member, each linear layer's weight and
+bias, read with ``weights_only=True``).
+
+A member is one network with its own scaler. The prediction is the mean of the members'
+softmax probabilities: the default model is one member (the training split's scaler), a tuned
+fold ensemble one per fold network (each with its fold's scaler). This is
+``engine.ensemble.Ensemble.probabilities``, written again here because this file may not
+import the project.
 """
 
 from __future__ import annotations
@@ -42,10 +48,12 @@ class PhonePriceClassifier(mlflow.pyfunc.PythonModel):
         self.id_column = config["id"]
         self.target = config["target"]
         self.classes = np.asarray(config["classes"])
-        self.mean = np.asarray(config["scaler"]["mean"], dtype="float64")
-        self.scale = np.asarray(config["scaler"]["scale"], dtype="float64")
-        layers = torch.load(context.artifacts["network"], weights_only=True)
-        self.network = build_network(layers, config["negative_slope"])
+        self.scalers = [
+            (np.asarray(s["mean"], dtype="float64"), np.asarray(s["scale"], dtype="float64"))
+            for s in config["scalers"]
+        ]
+        members = torch.load(context.artifacts["network"], weights_only=True)
+        self.networks = [build_network(layers, config["negative_slope"]) for layers in members]
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         frame = pd.DataFrame(model_input)
@@ -58,13 +66,17 @@ class PhonePriceClassifier(mlflow.pyfunc.PythonModel):
             raise ValueError(
                 "phones to price: missing or non-numeric values (rows per column) " + str(bad)
             )
-        # The same float64 arithmetic as StandardScaler.transform, then the network's float32.
-        scaled = ((values.to_numpy("float64") - self.mean) / self.scale).astype("float32")
+        raw = torch.from_numpy(values.to_numpy("float64"))
+        total = 0.0
         with torch.no_grad():
-            logits = self.network(torch.from_numpy(scaled))
-        # Softmax belongs here, at prediction time; training feeds logits to CrossEntropyLoss.
-        probabilities = torch.softmax(logits, dim=1).numpy().astype("float64")
-        predicted = logits.argmax(dim=1).numpy()
+            for (mean, scale), network in zip(self.scalers, self.networks):
+                # The same float64 arithmetic as StandardScaler.transform, then float32.
+                scaled = ((raw - torch.from_numpy(mean)) / torch.from_numpy(scale)).float()
+                # Softmax belongs here, at prediction time; training feeds logits to
+                # CrossEntropyLoss.
+                total = total + torch.softmax(network(scaled), dim=1).double()
+        probabilities = (total / len(self.networks)).numpy()
+        predicted = probabilities.argmax(axis=1)
         result = pd.DataFrame({self.target: self.classes[predicted]})
         for i, label in enumerate(self.classes):
             result[f"probability_{label}"] = probabilities[:, i]

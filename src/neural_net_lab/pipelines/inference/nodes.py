@@ -11,13 +11,9 @@ import pandas as pd
 import torch
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams
-from neural_net_lab.engine.data import predict_logits, to_tensors
-from neural_net_lab.engine.model import load_mlp
-from neural_net_lab.pipelines.data_processing.nodes import (
-    DataValidationError,
-    check_feature_table,
-    standardize,
-)
+from neural_net_lab.engine.ensemble import Ensemble
+from neural_net_lab.pipelines.data_processing.nodes import DataValidationError, check_feature_table
+from neural_net_lab.serving import scaled_network
 
 logger = logging.getLogger(__name__)
 
@@ -56,28 +52,35 @@ def price_phones(
     model: ModelParams,
     columns: ColumnsParams,
 ) -> pd.DataFrame:
-    """Each phone's id, predicted price range and one probability column per class."""
+    """Each phone's id, predicted price range and one probability column per class, by the
+    training pipeline's network with the persisted scaler."""
+    return price_phones_with(phones, scaled_network(scaler, model_state, model, columns), columns)
+
+
+def price_phones_with(
+    phones: pd.DataFrame, classifier: Ensemble, columns: ColumnsParams
+) -> pd.DataFrame:
+    """Each phone's id, predicted price range and the classifier's mean probability per class
+    (one scaled network, or a fold ensemble: the served model's arithmetic)."""
     classes = np.asarray(columns.classes)
-    if model.n_classes != len(classes):
+    probabilities = classifier.probabilities(phones[list(columns.features)].to_numpy("float64"))
+    if probabilities.shape[1] != len(classes):
         raise ValueError(
-            f"model.n_classes is {model.n_classes} but columns.classes lists "
+            f"model.n_classes is {probabilities.shape[1]} but columns.classes lists "
             f"{len(classes)} classes {classes.tolist()}"
         )
-    features, _ = to_tensors(standardize(phones, scaler, columns), columns.features)
-    logits = predict_logits(load_mlp(model_state, model), features)
-    # Softmax belongs here, at prediction time; training feeds logits to CrossEntropyLoss.
-    probabilities = torch.softmax(logits, dim=1).numpy().astype("float64")
     predictions = pd.DataFrame(
         {
             columns.id: phones[columns.id].to_numpy(),
-            columns.target: classes[logits.argmax(dim=1).numpy()],
+            columns.target: classes[probabilities.argmax(axis=1)],
         }
     )
     for i, label in enumerate(classes):
         predictions[f"probability_{label}"] = probabilities[:, i]
     logger.info(
-        "Priced %d phones; predicted price ranges %s",
+        "Priced %d phones with %d network(s); predicted price ranges %s",
         len(predictions),
+        len(classifier),
         predictions[columns.target].value_counts().sort_index().to_dict(),
     )
     return predictions

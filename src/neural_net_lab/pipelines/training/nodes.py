@@ -24,9 +24,8 @@ from neural_net_lab.engine.config import (
     with_overrides,
 )
 from neural_net_lab.engine.fit import fit_classifier, split_accuracy
-from neural_net_lab.engine.model import load_mlp
 from neural_net_lab.engine.tracking import child_run, history_as_metrics, log_history_and_metrics
-from neural_net_lab.serving import log_phone_price_classifier
+from neural_net_lab.serving import log_phone_price_classifier, scaled_network
 
 logger = logging.getLogger(__name__)
 
@@ -179,8 +178,7 @@ def log_served_model(  # noqa: PLR0917 - Kedro passes a node's inputs by positio
         logger.info("No active MLflow run: the served model is not logged")
         return {"logged": False}
     info = log_phone_price_classifier(
-        scaler,
-        load_mlp(model_state, model),
+        scaled_network(scaler, model_state, model, columns),
         raw_phones.head(served_model.example_rows),
         columns,
         name=served_model.name,
