@@ -4,57 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import (
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictInt,
-    field_validator,
-    model_validator,
-)
+from pydantic import ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from neural_net_lab.engine.config import Block, NonNegativeInt, Params, PositiveInt
 
+from .baselines import BaselineParams
+from .search_space import Dimension
+
 # The blocks a search-space key may point into, as ``<block>.<path>``.
 SEARCHABLE_BLOCKS = ("model", "training")
-
-
-class Dimension(Block):
-    """One searched parameter: ``float`` / ``int`` in [low, high] (``log`` for a log scale;
-    ``or_zero`` adds the value 0 beside a log range, for penalties), or ``categorical`` over
-    ``choices`` (any YAML values: lists of widths, optimizer blocks)."""
-
-    type: Literal["float", "int", "categorical"]
-    low: float | None = None
-    high: float | None = None
-    log: StrictBool = False
-    step: float | None = None
-    or_zero: StrictBool = False
-    choices: list[Any] | None = None
-
-    @model_validator(mode="after")
-    def _bounds(self) -> Dimension:
-        if self.type == "categorical":
-            if not self.choices:
-                raise ValueError("a categorical dimension needs a non-empty list of choices")
-            if self.low is not None or self.high is not None or self.log or self.or_zero:
-                raise ValueError("a categorical dimension takes only choices")
-            return self
-        if self.choices is not None:
-            raise ValueError(f"a {self.type} dimension takes low and high, not choices")
-        if self.low is None or self.high is None:
-            raise ValueError(f"a {self.type} dimension needs low and high")
-        if self.low >= self.high:
-            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
-        if self.log and self.low <= 0:
-            raise ValueError(f"a log range needs low > 0, got low = {self.low}")
-        if self.or_zero and not self.log:
-            raise ValueError("or_zero (0 or a log range) needs log: true")
-        if self.log and self.step is not None:
-            raise ValueError("a log range takes no step")
-        if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high)):
-            raise ValueError(f"an int dimension needs integer bounds, got {self.low}, {self.high}")
-        return self
 
 
 class DaskParams(Block):
@@ -92,8 +50,14 @@ class TuningParams(Block):
     stale_after: Annotated[float, Field(gt=0)] = 3600.0
     # Folds trained as one stacked network (engine.stacked): the same numbers, faster.
     stacked: bool = True
+    # What is served as the tuned model: the chosen trial's fold networks averaged
+    # (each fold trained with `ensemble_seeds` seeds), or one network refit on all rows.
+    final: Literal["ensemble", "refit"] = "ensemble"
+    ensemble_seeds: PositiveInt = 3
     pruner: PrunerParams = PrunerParams()
     search_space: dict[str, Dimension] = Field(min_length=1)
+    # Classical models tuned on the study's folds, refit and scored once on the test split.
+    baselines: dict[str, BaselineParams] = Field(default_factory=dict)
     dask: DaskParams = DaskParams()
 
     @field_validator("search_space")

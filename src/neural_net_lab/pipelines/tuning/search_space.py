@@ -11,16 +11,53 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import StrictBool, ValidationError, model_validator
 
-from neural_net_lab.engine.config import ModelParams, TrainingParams, merge
-
-from .config import Dimension
+from neural_net_lab.engine.config import Block, ModelParams, TrainingParams, merge
 
 _PRIMITIVE = (type(None), bool, int, float, str)
 _NONZERO = ":nonzero"  # suffix of the switch that turns an or_zero penalty on
+
+
+class Dimension(Block):
+    """One searched parameter: ``float`` / ``int`` in [low, high] (``log`` for a log scale;
+    ``or_zero`` adds the value 0 beside a log range, for penalties), or ``categorical`` over
+    ``choices`` (any YAML values: lists of widths, optimizer blocks)."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: StrictBool = False
+    step: float | None = None
+    or_zero: StrictBool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Dimension:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical dimension needs a non-empty list of choices")
+            if self.low is not None or self.high is not None or self.log or self.or_zero:
+                raise ValueError("a categorical dimension takes only choices")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"a {self.type} dimension takes low and high, not choices")
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} dimension needs low and high")
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got low = {self.low}")
+        if self.or_zero and not self.log:
+            raise ValueError("or_zero (0 or a log range) needs log: true")
+        if self.log and self.step is not None:
+            raise ValueError("a log range takes no step")
+        if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high)):
+            raise ValueError(f"an int dimension needs integer bounds, got {self.low}, {self.high}")
+        return self
+
 
 
 def encode(choice: Any) -> Any:
