@@ -24,7 +24,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 from torch import nn
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams
-from neural_net_lab.engine.ensemble import Ensemble, build_ensemble
+from neural_net_lab.engine.ensemble import Ensemble, build_ensemble, load_ensemble
 from neural_net_lab.pipelines.data_processing.nodes import scaler_arrays
 
 MODEL_CODE = Path(__file__).with_name("phone_price_classifier.py")
@@ -134,3 +134,22 @@ def log_phone_price_classifier(
             pip_requirements=requirements(),
             registered_model_name=registered_model_name,
         )
+
+
+def tuned_classifier(
+    tuned: Mapping[str, Any],
+    ensemble: Ensemble | Mapping[str, torch.Tensor],
+    refit: nn.Module | Mapping[str, torch.Tensor],
+    scaler: Mapping[str, Any],
+    columns: ColumnsParams,
+) -> Ensemble:
+    """What the tuning pipeline serves, as ``tuned_parameters.yml``'s ``final`` says: the
+    chosen trial's fold networks, each with its fold's scaler (``ensemble``), or the network
+    refit on the whole training split with its scaler (``refit``; also what a file written
+    before fold ensembles holds). The catalog hands state dicts; modules are taken as well."""
+    model = ModelParams.model_validate(tuned["model"])
+    if tuned.get("final", "refit") == "ensemble":
+        state = ensemble.state_dict() if isinstance(ensemble, nn.Module) else ensemble
+        return load_ensemble(state, model)
+    state = refit.state_dict() if isinstance(refit, nn.Module) else refit
+    return scaled_network(scaler, state, model, columns)

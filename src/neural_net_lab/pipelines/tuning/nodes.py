@@ -22,15 +22,16 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
-from neural_net_lab.engine.data import accuracy, predict_logits, to_tensors
+from neural_net_lab.engine.cv import cross_validate
+from neural_net_lab.engine.ensemble import Ensemble, build_ensemble, load_ensemble
 from neural_net_lab.engine.fit import fit_classifier
-from neural_net_lab.engine.model import load_mlp
-from neural_net_lab.pipelines.evaluation.nodes import EvaluationParams, score_logistic_baseline
+from neural_net_lab.pipelines.evaluation.nodes import EvaluationParams
 from neural_net_lab.pipelines.training.nodes import ServedModelParams
-from neural_net_lab.serving import log_phone_price_classifier
+from neural_net_lab.serving import log_phone_price_classifier, scaled_network, tuned_classifier
 
 from . import reports
 from .config import TuningParams
+from .baselines import check_baselines
 from .search_space import check_space
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def prepare_folds(
     Every check that can fail on the configuration runs here, before any trial.
     """
     default_params = check_space(tuning.search_space, model, training)
+    check_baselines(tuning.baselines)
     labels = train_split[columns.target].to_numpy()
     counts = pd.Series(labels).value_counts()
     few = counts[counts < tuning.folds]
@@ -155,9 +157,10 @@ def run_study(
 
 
 def choose_configuration(
-    trials: list[Any], model: ModelParams, training: TrainingParams
+    trials: list[Any], model: ModelParams, training: TrainingParams, tuning: TuningParams
 ) -> dict[str, Any]:
-    """The best trial's ``model`` and ``training`` blocks (what tuned_parameters.yml holds)."""
+    """The best trial's ``model`` and ``training`` blocks and what is served from them
+    (``final``): what tuned_parameters.yml holds."""
     from .search_space import configure  # noqa: PLC0415 - light, kept beside its only use
 
     best = reports.best_trial(trials)
@@ -165,8 +168,12 @@ def choose_configuration(
     return {
         "model": tuned_model.model_dump(),
         "training": tuned_training.model_dump(exclude_none=True),
+        "final": tuning.final,
+        "ensemble_seeds": tuning.ensemble_seeds,
         "trial": best.number,
         "cv_accuracy": best.value,
+        "cv_std": best.user_attrs.get("std_accuracy"),
+        "fold_accuracy": best.user_attrs.get("fold_accuracy"),
     }
 
 
@@ -195,6 +202,67 @@ def refit_tuned(
     return refit(train_set, model, training, columns)
 
 
+def tune_baselines(
+    cv_data: dict[str, Any], test_split: pd.DataFrame, columns: ColumnsParams, tuning: TuningParams
+) -> dict[str, dict[str, Any]]:
+    """Each ``tuning.baselines`` model tuned on the network's folds, refit on the whole
+    training split and scored once on the test split (one MLflow child run each)."""
+    from .baselines import tune_baselines as tune  # noqa: PLC0415
+
+    return tune(
+        cv_data["features"],
+        cv_data["labels"],
+        cv_data["folds"],
+        test_split[list(columns.features)].to_numpy(dtype="float64"),
+        test_split[columns.target].to_numpy(),
+        tuning.baselines,
+    )
+
+
+def rebuild_fold_networks(
+    cv_data: dict[str, Any], tuned: dict[str, Any], tuning: TuningParams
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The chosen trial's fold networks, trained again: each fold with ``ensemble_seeds``
+    seeds, all in one stack, each with its fold's scaler.
+
+    The study keeps no networks (a trial's workers return scores only), and a stacked
+    training repeats a configuration's folds bit for bit, so they are rebuilt here; this
+    works for a resumed study and for ``n_trials: 0``. Seed 0 of every fold is the trial's
+    own training: its held-out accuracies must be the trial's stored ones, which is checked
+    and reported (``reproduced``).
+    """
+    model, training = blocks_of(tuned)
+    cv = cross_validate(
+        cv_data["features"],
+        cv_data["labels"],
+        cv_data["folds"],
+        model,
+        training,
+        stacked=tuning.stacked,
+        seeds_per_fold=tuning.ensemble_seeds,
+        keep_networks=True,
+    )
+    stored = tuned.get("fold_accuracy")
+    reproduced = stored is not None and np.allclose(cv.val_accuracy, stored, rtol=0, atol=1e-9)
+    if not reproduced:
+        logger.warning(
+            "The rebuilt fold networks score %s on their held-out rows; the trial stored %s "
+            "(another machine's arithmetic, or a study from before this check)",
+            [round(a, 4) for a in cv.val_accuracy],
+            stored,
+        )
+    members = [(m.mean, m.scale, m.state_dict) for m in cv.members]
+    check = {
+        "members": len(members),
+        "seeds_per_fold": tuning.ensemble_seeds,
+        "fold_accuracy": cv.val_accuracy,
+        "trial_fold_accuracy": stored,
+        "reproduced": bool(reproduced),
+        "member_cv_accuracy": float(np.mean([m.val_accuracy for m in cv.members])),
+    }
+    return build_ensemble(members, model), check
+
+
 def blocks_of(tuned: Mapping[str, Any]) -> tuple[ModelParams, TrainingParams]:
     """The typed ``model`` and ``training`` blocks of a tuned_parameters.yml."""
     missing = [k for k in ("model", "training") if k not in tuned]
@@ -205,71 +273,111 @@ def blocks_of(tuned: Mapping[str, Any]) -> tuple[ModelParams, TrainingParams]:
     )
 
 
-def tuned_model_block(tuned: dict[str, Any]) -> ModelParams:
-    """The tuned network's ``model`` block (its widths), for pricing phones with it."""
-    return blocks_of(tuned)[0]
-
-
 def score_tuning(
     *,
-    tuned_network: nn.Module | dict[str, Any],
+    ensemble: nn.Module | dict[str, Any],
+    ensemble_check: dict[str, Any],
+    refit_network: nn.Module | dict[str, Any],
     default_network: nn.Module | dict[str, Any],
     tuned: dict[str, Any],
     trials: list[Any],
     cv_data: dict[str, Any],
-    train_set: pd.DataFrame,
-    test_set: pd.DataFrame,
+    baselines: dict[str, dict[str, Any]],
+    test_split: pd.DataFrame,
+    scaler: Mapping[str, Any],
     columns: ColumnsParams,
     evaluation: EvaluationParams,
     tuning: TuningParams,
     model: ModelParams,
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
-    """Test accuracy of the tuned network, the default configuration retrained the same way
-    and the LogisticRegression baseline, on the same test split, with their CV means on the
-    same folds. The test split is used here only, once per configuration."""
+    """Every candidate side by side: CV accuracy (mean ± std) on the same folds and test
+    accuracy, each scored once on the same test split.
+
+    The candidates: the chosen network as its fold ensemble and as its refit, the tuned
+    baselines, the lesson's default configuration and the untuned LogisticRegression (C=1,
+    the evaluation pipeline's quick reference). ``tuning.final`` chose what is served before
+    any test score existed; the test scores only report.
+    """
     tuned_model, _ = blocks_of(tuned)
-    features, labels = to_tensors(test_set, columns.features, columns.target)
+    raw_test = test_split[list(columns.features)].to_numpy(dtype="float64")
+    labels = test_split[columns.target].to_numpy()
+    classes = np.asarray(columns.classes)
+
+    def test_accuracy(classifier: Ensemble) -> float:
+        predicted = classes[classifier.probabilities(raw_test).argmax(axis=1)]
+        return float(np.mean(predicted == labels))
+
+    chosen_cv = {"cv_accuracy": float(tuned["cv_accuracy"]), "cv_std": _std(tuned)}
     default = [t for t in trials if t.user_attrs.get("default_configuration")]
-    defaults_cv = default[0].value if default and default[0].state.name == "COMPLETE" else None
-    baseline = score_logistic_baseline(train_set, test_set, columns, evaluation)
-    baseline_cv = cross_val_score(
-        make_pipeline(StandardScaler(), LogisticRegression(**evaluation.baseline.model_dump())),
-        cv_data["features"],
-        cv_data["labels"],
-        cv=cv_data["folds"],
-        scoring="accuracy",
-    ).mean()
+    default_cv = (
+        {"cv_accuracy": float(default[0].value), "cv_std": default[0].user_attrs["std_accuracy"]}
+        if default and default[0].state.name == "COMPLETE"
+        else {"cv_accuracy": float("nan"), "cv_std": float("nan")}
+    )
+    rows = {
+        "ensemble": {
+            **chosen_cv,
+            "test_accuracy": test_accuracy(load_ensemble(_state(ensemble), tuned_model)),
+            **ensemble_check,
+        },
+        "refit": {
+            **chosen_cv,
+            "test_accuracy": test_accuracy(
+                scaled_network(scaler, _state(refit_network), tuned_model, columns)
+            ),
+        },
+        "default": {
+            **default_cv,
+            "test_accuracy": test_accuracy(
+                scaled_network(scaler, _state(default_network), model, columns)
+            ),
+        },
+    }
+    untuned = make_pipeline(StandardScaler(), LogisticRegression(**evaluation.baseline.model_dump()))
+    untuned_cv = cross_val_score(
+        untuned, cv_data["features"], cv_data["labels"], cv=cv_data["folds"], scoring="accuracy"
+    )
+    rows["untuned_baseline"] = {
+        "estimator": "sklearn.linear_model.LogisticRegression",
+        "params": evaluation.baseline.model_dump(),
+        "cv_accuracy": float(untuned_cv.mean()),
+        "cv_std": float(untuned_cv.std()),
+        "test_accuracy": float(
+            untuned.fit(cv_data["features"], cv_data["labels"]).score(raw_test, labels)
+        ),
+    }
     metrics = {
         "study_name": tuning.study_name,
         "n_trials": len(trials),
         "trial_states": reports.state_counts(trials),
         "best_trial": tuned["trial"],
-        "tuned": {
-            "cv_accuracy": float(tuned["cv_accuracy"]),
-            "test_accuracy": _test_accuracy(tuned_network, tuned_model, features, labels),
-        },
-        "default": {
-            "cv_accuracy": float(defaults_cv) if defaults_cv is not None else float("nan"),
-            "test_accuracy": _test_accuracy(default_network, model, features, labels),
-        },
-        "baseline": {
-            "cv_accuracy": float(baseline_cv),
-            "test_accuracy": baseline["baseline_test_accuracy"],
-        },
+        "final": tuning.final,
+        **rows,
+        "baselines": baselines,
+        "tuned": {k: rows[tuning.final][k] for k in ("cv_accuracy", "cv_std", "test_accuracy")},
     }
     metrics["test_accuracy"] = metrics["tuned"]["test_accuracy"]
+    metrics["verdict"] = reports.verdict(metrics)
     flat = {
-        f"tuning.{name}_{key}": {"value": value, "step": 0}
-        for name in ("tuned", "default", "baseline")
-        for key, value in metrics[name].items()
+        f"tuning.{name}_{key}": {"value": float(scores[key]), "step": 0}
+        for name, scores in [
+            *((n, metrics[n]) for n in ("tuned", "ensemble", "refit", "default")),
+            ("untuned_baseline", rows["untuned_baseline"]),
+            *((f"baseline.{n}", b) for n, b in baselines.items()),
+        ]
+        for key in ("cv_accuracy", "cv_std", "test_accuracy")
     }
     return metrics, flat
 
 
-def _test_accuracy(network: nn.Module | dict, model: ModelParams, x, y) -> float:
-    if not isinstance(network, nn.Module):  # a state dict, as the catalog loads it
-        network = load_mlp(network, model.model_dump())
-    return accuracy(predict_logits(network, x), y)
+def _std(tuned: Mapping[str, Any]) -> float:
+    std = tuned.get("cv_std")
+    return float(std) if std is not None else float("nan")
+
+
+def _state(network: nn.Module | dict[str, Any]) -> dict[str, Any]:
+    # Within a run the catalog hands downstream nodes the saved state dict, not the module.
+    return network.state_dict() if isinstance(network, nn.Module) else network
 
 
 def trials_report(trials: list[Any]) -> pd.DataFrame:
@@ -297,26 +405,24 @@ def study_plots(trials: list[Any]) -> tuple[plt.Figure, plt.Figure]:
 
 def log_tuned_model(
     *,
-    tuned_network: nn.Module | dict[str, Any],
+    ensemble: nn.Module | dict[str, Any],
+    refit_network: nn.Module | dict[str, Any],
     tuned: dict[str, Any],
     scaler: Mapping[str, Any],
     raw_phones: pd.DataFrame,
     columns: ColumnsParams,
     served_model: ServedModelParams,
 ) -> dict[str, Any]:
-    """Logs the tuned network as the served MLflow model, registered as a new version with
-    the alias ``tuned``; skipped without an active run."""
+    """Logs what ``tuning.final`` chose (the fold ensemble or the refit) as the served MLflow
+    model, registered as a new version with the alias ``tuned``; skipped without an active
+    run."""
     if mlflow.active_run() is None:
         logger.info("No active MLflow run: the tuned model is not logged")
         return {"logged": False}
-    model, _ = blocks_of(tuned)
-    network = tuned_network
-    if not isinstance(network, nn.Module):
-        network = load_mlp(network, model.model_dump())
+    classifier = tuned_classifier(tuned, ensemble, refit_network, scaler, columns)
     name = served_model.registered_model_name
     info = log_phone_price_classifier(
-        scaler,
-        network,
+        classifier,
         raw_phones.head(served_model.example_rows),
         columns,
         name=f"tuned_{served_model.name}",
@@ -328,6 +434,8 @@ def log_tuned_model(
         )
     return {
         "logged": True,
+        "final": tuned.get("final", "refit"),
+        "members": len(classifier),
         "run_id": info.run_id,
         "model_uri": f"models:/{name}@tuned" if name else info.model_uri,
         "registered_model_name": name,

@@ -1,6 +1,8 @@
 """tuning: stratified k-fold cross-validated search with Optuna, trials on Dask, one MLflow
-child run per trial; the chosen network retrained on the whole training split, scored once on
-the test split, saved as tuned_* and registered with the alias ``tuned``.
+child run per trial; baselines tuned on the same folds (one child run each); the chosen
+configuration's fold networks rebuilt as an ensemble and the configuration refit on the whole
+training split; every candidate scored once on the test split; what ``tuning.final`` names
+(ensemble or refit) saved as tuned_* and registered with the alias ``tuned``.
 
 It includes the data_processing nodes, so a fresh checkout runs ``kedro run --pipelines tuning``
 on its own (docs/tuning.md).
@@ -14,6 +16,7 @@ from .nodes import (
     choose_configuration,
     log_tuned_model,
     prepare_folds,
+    rebuild_fold_networks,
     refit,
     refit_tuned,
     run_study,
@@ -21,6 +24,7 @@ from .nodes import (
     study_plots,
     summary_report,
     trials_report,
+    tune_baselines,
     tuned_environment,
 )
 
@@ -43,7 +47,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 choose_configuration,
-                inputs=["tuning_study_trials", "params:model", "params:training"],
+                inputs=["tuning_study_trials", "params:model", "params:training", "params:tuning"],
                 outputs="tuned_parameters",
                 name="choose_configuration",
             ),
@@ -57,6 +61,18 @@ def create_pipeline(**kwargs) -> Pipeline:
     )
     final = Pipeline(
         [
+            Node(
+                tune_baselines,
+                inputs=["tuning_cv_data", "test_split", "params:columns", "params:tuning"],
+                outputs="tuning_baselines",
+                name="tune_baselines",
+            ),
+            Node(
+                rebuild_fold_networks,
+                inputs=["tuning_cv_data", "tuned_parameters", "params:tuning"],
+                outputs=["tuned_ensemble", "tuning_ensemble_check"],
+                name="rebuild_fold_networks",
+            ),
             Node(
                 refit_tuned,
                 inputs=["train_set", "tuned_parameters", "params:columns"],
@@ -72,13 +88,16 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 score_tuning,
                 inputs={
-                    "tuned_network": "tuned_phone_price_model",
+                    "ensemble": "tuned_ensemble",
+                    "ensemble_check": "tuning_ensemble_check",
+                    "refit_network": "tuned_phone_price_model",
                     "default_network": "tuning_default_model",
                     "tuned": "tuned_parameters",
                     "trials": "tuning_study_trials",
                     "cv_data": "tuning_cv_data",
-                    "train_set": "train_set",
-                    "test_set": "test_set",
+                    "baselines": "tuning_baselines",
+                    "test_split": "test_split",
+                    "scaler": "scaler",
                     "columns": "params:columns",
                     "evaluation": "params:evaluation",
                     "tuning": "params:tuning",
@@ -90,7 +109,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 log_tuned_model,
                 inputs={
-                    "tuned_network": "tuned_phone_price_model",
+                    "ensemble": "tuned_ensemble",
+                    "refit_network": "tuned_phone_price_model",
                     "tuned": "tuned_parameters",
                     "scaler": "scaler",
                     "raw_phones": "phone_prices",

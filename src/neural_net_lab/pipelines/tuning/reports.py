@@ -148,21 +148,93 @@ def figure_of(plot: Any, *args: Any, title: str) -> plt.Figure:
     return figure
 
 
+def candidates(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every scored candidate as (label, scores), in the report's order."""
+    final = metrics["final"]
+    rows = [
+        (f"network, fold ensemble{' (served)' if final == 'ensemble' else ''}", metrics["ensemble"]),
+        (f"network, refit{' (served)' if final == 'refit' else ''}", metrics["refit"]),
+    ]
+    rows += [(f"{name} (tuned)", scores) for name, scores in metrics["baselines"].items()]
+    rows += [
+        ("lesson's default network", metrics["default"]),
+        ("LogisticRegression C=1 (untuned)", metrics["untuned_baseline"]),
+    ]
+    return rows
+
+
+def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Who wins, in words: on cross-validation against the folds' spread, and on the test
+    split; and whether the served network beats the best tuned baseline."""
+    network = metrics[metrics["final"]]
+    served = f"the network's {'fold ensemble' if metrics['final'] == 'ensemble' else 'refit'}"
+    baselines = metrics["baselines"]
+    result: dict[str, Any] = {"best_baseline": None}
+    if not baselines:
+        result["cv"] = result["test"] = "No tuned baseline was configured (tuning.baselines)."
+        result["network_wins_test"] = None
+        return result
+    best_name = max(baselines, key=lambda n: baselines[n]["cv_accuracy"])
+    best = baselines[best_name]
+    result["best_baseline"] = best_name
+    margin = network["cv_accuracy"] - best["cv_accuracy"]
+    spread = max(network["cv_std"], best["cv_std"])
+    leader, other = ("the tuned network", best_name) if margin >= 0 else (best_name, "the tuned network")
+    within = "within" if abs(margin) <= spread else "beyond"
+    result["cv"] = (
+        f"On cross-validation (the same folds) {leader} leads {other} by {abs(margin):.4f} "
+        f"({network['cv_accuracy']:.4f} vs {best['cv_accuracy']:.4f}), {within} one fold "
+        f"standard deviation ({spread:.4f})"
+        + (": a tie within the folds' noise." if within == "within" else ".")
+    )
+    test_margin = network["test_accuracy"] - best["test_accuracy"]
+    scored = [(label, scores["test_accuracy"]) for label, scores in candidates(metrics)]
+    top_label, top = max(scored, key=lambda item: item[1])
+    result["network_wins_test"] = bool(test_margin > 0)
+    if test_margin > 0:
+        comparison = f"{served} beats {best_name} by {test_margin:.4f}"
+    elif test_margin == 0:
+        comparison = f"{served} ties {best_name}"
+    else:
+        comparison = f"{served} does not beat {best_name}: it trails by {-test_margin:.4f}"
+    result["test"] = (
+        f"On the test split (scored once each) {comparison} ({network['test_accuracy']:.4f} vs "
+        f"{best['test_accuracy']:.4f}); the highest test accuracy is {top_label}'s, {top:.4f}."
+    )
+    return result
+
+
 def summary_markdown(table: pd.DataFrame, metrics: dict[str, Any], top: int = 10) -> str:
-    """The Markdown summary: test accuracies side by side, then the best trials."""
+    """The Markdown summary: who wins in words, every candidate side by side, the best trials."""
+    states = ", ".join(f"{n} {s}" for s, n in metrics["trial_states"].items() if n)
+    ensemble = metrics["ensemble"]
     lines = [
         "# Tuning summary",
         "",
-        f"Study `{metrics['study_name']}`: {metrics['n_trials']} trials "
-        f"({', '.join(f'{n} {s}' for s, n in metrics['trial_states'].items() if n)}).",
-        f"Best trial: {metrics['best_trial']}.",
+        f"Study `{metrics['study_name']}`: {metrics['n_trials']} trials ({states}). "
+        f"Best trial: {metrics['best_trial']}. Served (`tuning.final`, chosen before any test "
+        f"score): **{metrics['final']}**; the fold ensemble has {ensemble['members']} networks "
+        f"({ensemble['seeds_per_fold']} seed(s) per fold).",
         "",
-        "| configuration | mean CV accuracy (same folds) | test accuracy |",
-        "|---|---|---|",
+        metrics["verdict"]["cv"],
+        "",
+        metrics["verdict"]["test"],
+        "",
+        "| candidate | CV accuracy, mean ± std (same folds) | test accuracy | settings |",
+        "|---|---|---|---|",
     ]
-    for name in ("tuned", "default", "baseline"):
-        scores = metrics[name]
-        lines.append(f"| {name} | {scores['cv_accuracy']:.4f} | {scores['test_accuracy']:.4f} |")
+    for label, scores in candidates(metrics):
+        settings = scores.get("params", "")
+        lines.append(
+            f"| {label} | {scores['cv_accuracy']:.4f} ± {scores['cv_std']:.4f} | "
+            f"{scores['test_accuracy']:.4f} | {json.dumps(settings) if settings else ''} |"
+        )
+    if not ensemble["reproduced"]:
+        lines += [
+            "",
+            f"The rebuilt fold networks scored {ensemble['fold_accuracy']} on their held-out "
+            f"rows, not the trial's {ensemble['trial_fold_accuracy']}.",
+        ]
     shown = table[table["state"] == "complete"].sort_values("mean_cv_accuracy", ascending=False)
     lines += [
         "",
@@ -181,7 +253,7 @@ def _duration(trial: Any) -> float:
 
 
 def _cell(value: Any) -> Any:
-    return value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+    return value if isinstance(value, int | float | str | bool) else json.dumps(value)
 
 
 def _short(value: Any) -> str:
