@@ -86,6 +86,12 @@ BAD_VALUES = [
         "transfer.strategies.freeze.init: must be one of 'pretrained' or 'random'",
     ),
     ("inference", {"model.n_classes": 1}, "model.n_classes: must be >= 2, got 1"),
+    (
+        "tuning",
+        {"tuning.final": "bagging"},
+        "tuning.final: must be one of 'ensemble' or 'refit', got 'bagging'",
+    ),
+    ("tuning", {"tuning.ensemble_seeds": 0}, "tuning.ensemble_seeds: must be >= 1, got 0"),
     ("backprop", {"backprop.sgd.lr": -0.5}, "backprop.sgd.lr: must be > 0, got -0.5"),
     ("synthetic_data", {"synthetic_data.n_rows": 0}, "synthetic_data.n_rows: must be >= 4, got 0"),
 ]

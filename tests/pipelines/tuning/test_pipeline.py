@@ -4,7 +4,10 @@ processes, a real journal file and a real MLflow SQLite store in a temporary fol
 from __future__ import annotations
 
 import json
+import os
 
+import mlflow
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -14,10 +17,8 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from neural_net_lab.engine.config import ColumnsParams
-from neural_net_lab.engine.data import predict_logits, to_tensors
+from neural_net_lab.engine.data import predict_logits
 from neural_net_lab.engine.model import load_mlp
-from neural_net_lab.pipelines.data_processing.nodes import standardize
-from neural_net_lab.pipelines.inference.nodes import validate_phones_to_price
 from tests.conftest import COLUMNS, mlflow_client, run_kedro
 
 from .conftest import tiny_blocks, write_local_parameters
@@ -31,9 +32,48 @@ def _children(client, parent_id):
     return [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
 
 
+def _check_baseline_runs(client, parent_id, metrics):
+    """One child run per tuned baseline with its chosen params and CV and test accuracy."""
+    runs = {
+        r.info.run_name: r
+        for r in _children(client, parent_id)
+        if "optuna.trial_number" not in r.data.tags
+    }
+    assert set(runs) == set(metrics["baselines"]) and runs
+    for name, scores in metrics["baselines"].items():
+        run = runs[name]
+        assert run.info.status == "FINISHED"
+        assert run.data.metrics["mean_accuracy"] == pytest.approx(scores["cv_accuracy"])
+        assert run.data.metrics["test_accuracy"] == pytest.approx(scores["test_accuracy"])
+        for key, value in scores["params"].items():
+            assert run.data.params[f"best.{key}"] == str(value)
+
+
+def _check_report(metrics, tuned, data):
+    """Every candidate side by side, the served one named, the verdict in words."""
+    assert metrics["final"] == tuned["final"] == "ensemble"
+    for name in ("ensemble", "refit", "default", "untuned_baseline", *metrics["baselines"]):
+        scores = metrics["baselines"].get(name) or metrics[name]
+        assert {"cv_accuracy", "cv_std", "test_accuracy"} <= set(scores), name
+        assert 0.25 < scores["test_accuracy"] <= 1, name
+    assert metrics["tuned"]["test_accuracy"] == metrics["ensemble"]["test_accuracy"]
+    assert metrics["test_accuracy"] == metrics["ensemble"]["test_accuracy"]
+    # The rebuilt seed-0 fold networks are the trial's own: the same held-out accuracies.
+    assert metrics["ensemble"]["reproduced"] is True
+    assert metrics["ensemble"]["fold_accuracy"] == tuned["fold_accuracy"]
+    assert metrics["ensemble"]["members"] == 2 * tuned["ensemble_seeds"]
+    assert metrics["refit"]["cv_accuracy"] == metrics["ensemble"]["cv_accuracy"]
+    summary = (data / "08_reporting/tuning_summary.md").read_text()
+    assert metrics["verdict"]["cv"] in summary and metrics["verdict"]["test"] in summary
+    assert "On cross-validation" in summary and "On the test split" in summary
+    assert "LogisticRegression C=1 (untuned)" in summary
+
+
 def _check_child_runs(client, parent_id, data):
     """One child run per trial with the trial's state, times, values and worker."""
-    children = _children(client, parent_id)
+    children = [
+        r for r in _children(client, parent_id) if "optuna.trial_number" in r.data.tags
+    ]
     assert len(children) == 6
     study = optuna.load_study(
         study_name="test",
@@ -66,21 +106,33 @@ def _check_child_runs(client, parent_id, data):
     return study
 
 
-def _check_tuned_inference(project_copy, model):
-    """inference.network=tuned prices phones with the tuned network, rebuilt from its blocks."""
+def _check_tuned_inference(project_copy, model, members):
+    """inference.network=tuned prices phones with the fold ensemble, as the served @tuned
+    model does, and both equal the members' mean probabilities computed by hand."""
     data = project_copy / "data"
     run_kedro(project_copy, "inference", {"inference.network": "tuned"})
     priced = pd.read_csv(data / "07_model_output/price_predictions.csv")
-    phones = validate_phones_to_price(
-        pd.read_csv(data / "01_raw/phones_to_price.csv"), COLUMNS_TYPED
-    )
-    scaler = json.loads((data / "06_models/scaler.json").read_text())
-    network = load_mlp(torch.load(data / "06_models/tuned_phone_price_model.pt"), model)
-    features, _ = to_tensors(standardize(phones, scaler, COLUMNS_TYPED), COLUMNS_TYPED.features)
-    expected = torch.softmax(predict_logits(network, features), dim=1).numpy()
-    assert priced[[f"probability_{c}" for c in range(4)]].to_numpy() == pytest.approx(
-        expected, abs=1e-6
-    )
+    phones = pd.read_csv(data / "01_raw/phones_to_price.csv")
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])  # the run's store, not a stale one
+    served = mlflow.pyfunc.load_model("models:/phone_price_classifier@tuned").predict(phones)
+    columns = ["id", "price_range", *(f"probability_{c}" for c in range(4))]
+    assert priced[columns].to_numpy() == pytest.approx(served[columns].to_numpy(), abs=1e-9)
+
+    state = torch.load(data / "06_models/tuned_ensemble.pt", weights_only=True)
+    raw = torch.from_numpy(phones[COLUMNS_TYPED.features].to_numpy("float64"))
+    by_hand = []
+    for k in range(members):
+        network = load_mlp(
+            {
+                key.removeprefix(f"{k}.network."): value
+                for key, value in state.items()
+                if key.startswith(f"{k}.network.")
+            },
+            model,
+        )
+        scaled = ((raw - state[f"{k}.mean"]) / state[f"{k}.scale"]).float()
+        by_hand.append(torch.softmax(predict_logits(network, scaled), dim=1).double().numpy())
+    assert priced[columns[2:]].to_numpy() == pytest.approx(np.mean(by_hand, axis=0), abs=1e-6)
 
 
 def _check_tuned_environment(project_copy, tuned):
@@ -120,10 +172,17 @@ def test_tuning_runs_resumes_refits_and_refuses_other_data(project_copy):
     )
 
     metrics = json.loads((data / "08_reporting/tuning_metrics.json").read_text())
-    assert set(metrics) >= {"tuned", "default", "baseline", "test_accuracy"}
     assert metrics["tuned"]["cv_accuracy"] >= metrics["default"]["cv_accuracy"]
     tuned = yaml.safe_load((data / "06_models/tuned_parameters.yml").read_text())
     assert tuned["trial"] == metrics["best_trial"] and set(tuned) >= {"model", "training"}
+    _check_report(metrics, tuned, data)
+    _check_baseline_runs(client, parent.info.run_id, metrics)
+    for name in ("ensemble", "untuned_baseline", "baseline.logistic_regression"):
+        assert parent.data.metrics[f"tuning.{name}_test_accuracy"] == pytest.approx(
+            (metrics["baselines"]["logistic_regression"] if "." in name else metrics[name])[
+                "test_accuracy"
+            ]
+        )
     assert (data / "06_models/tuned_phone_price_model.pt").exists()
     assert not (data / "06_models/phone_price_model.pt").exists()  # the default training's file
     assert yaml.safe_load((project_copy / "conf/tuned/parameters.yml").read_text()) == {
@@ -136,7 +195,7 @@ def test_tuning_runs_resumes_refits_and_refuses_other_data(project_copy):
     served = json.loads((data / "06_models/tuned_served_model.json").read_text())
     assert str(served["registered_model_version"]) == str(version.version)
 
-    _check_tuned_inference(project_copy, tuned["model"])
+    _check_tuned_inference(project_copy, tuned["model"], metrics["ensemble"]["members"])
     _check_tuned_environment(project_copy, tuned)
 
     # A second run adds trials to the same study; n_trials 0 refits its best without any.
@@ -152,3 +211,25 @@ def test_tuning_runs_resumes_refits_and_refuses_other_data(project_copy):
     pd.read_csv(raw).iloc[:-40].to_csv(raw, index=False)
     with pytest.raises(ValueError, match="Set a new tuning.study_name"):
         run_kedro(project_copy, "tuning")
+
+
+@pytest.mark.parametrize(
+    ("baseline", "message"),
+    [
+        (
+            {"estimator": "sklearn.linear_model.LogisticRegresion"},
+            r"tuning\.baselines\.bad\.estimator: cannot import 'sklearn\.linear_model\.Logistic",
+        ),
+        (
+            {"estimator": "sklearn.svm.SVC", "grid": {"gama": [0.1]}},
+            r"tuning\.baselines\.bad\.grid\.gama: SVC takes no",
+        ),
+    ],
+)
+def test_a_bad_baseline_stops_the_tuning_run_before_any_trial(project_copy, baseline, message):
+    write_local_parameters(project_copy, tiny_blocks(baselines={"bad": baseline}))
+    with pytest.raises(ValueError, match=message):
+        run_kedro(project_copy, "tuning")
+    data = project_copy / "data"
+    assert not (data / "07_model_output/tuning_study.journal").exists()
+    assert not (data / "08_reporting/tuning_trials.csv").exists()
