@@ -3,9 +3,10 @@
 Five-fold cross-validation of the default configuration (20→128→256→4, Adam lr 1e-3, batch
 16, 100 epochs) on the training split of the shipped table, folds stratified as the tuning
 pipeline makes them, each fold with its own scaler and seed 42 + fold. "sequential" trains
-each fold with ``engine.train`` (today's path, one network after another); "stacked" trains
-all five with ``engine.stacked.train_stacked``. Same process, one CPU thread each (as a Dask
-worker runs them).
+each fold with ``engine.train``, one network after another (each one a stack of one);
+"stacked" trains all five with ``engine.stacked.train_stacked``. Same process, one CPU
+thread each (as a Dask worker runs them). Both run the same forward, backward and optimizer
+code, so the ratio is what stacking saves per step, not a faster implementation.
 
     python benchmarks/cv_speed.py [--epochs 100] [--folds 5] [--repeats 1]
 

@@ -8,7 +8,10 @@
 3. A loss tensor summed across the epoch with its graph vs detached: how many autograd nodes
    the running total keeps alive at the end of one epoch.
 4. torch.load of a pickle: with weights_only=True a file that would run code is refused.
-The figures are quoted in docs/lesson_fixes.md.
+The figures are quoted in docs/lesson_fixes.md. The last line sums them up:
+
+    summary: softmax_accuracy_cost=... leaked_scaler_shift=... graph_nodes_kept=...
+             graph_nodes_detached=... pickle_refused=...
 """
 
 from __future__ import annotations
@@ -97,18 +100,21 @@ def main() -> None:
     print(
         f"1. Softmax before CrossEntropyLoss ({epochs} epochs, Adam 1e-3, batch 16, same initial weights)"
     )
-    for name, model in {"logits (this project)": copy.deepcopy(initial),
-                        "softmax (the lesson)": nn.Sequential(copy.deepcopy(initial), nn.Softmax(dim=1))}.items():  # fmt: skip
+    variants = {
+        "logits (this project)": copy.deepcopy(initial),
+        "softmax (the lesson)": nn.Sequential(copy.deepcopy(initial), nn.Softmax(dim=1)),
+    }
+    test_accuracies = []
+    for name, model in variants.items():
         loss, _ = lesson_training(model, x_train, y_train, epochs)
-        test_accuracy = accuracy(predict_logits(model, x_test), y_test)
-        print(f"   {name:24s} final train loss {loss:.4f}  test accuracy {test_accuracy:.4f}")
+        test_accuracies.append(accuracy(predict_logits(model, x_test), y_test))
+        print(f"   {name:24s} final train loss {loss:.4f}  test accuracy {test_accuracies[-1]:.4f}")
 
     print("2. Scaler fitted before the split (the lesson) vs on the training split only")
     leaky = load_split(scale_before_split=True)
     clean = load_split(scale_before_split=False)
-    print(
-        f"   mean |difference| of standardized test features: {(leaky[1] - clean[1]).abs().mean():.4f}"
-    )
+    shift = (leaky[1] - clean[1]).abs().mean().item()
+    print(f"   mean |difference| of standardized test features: {shift:.4f}")
     for name, (xtr, xte, ytr, yte) in {
         "fitted on all rows": leaky,
         "fitted on train only": clean,
@@ -121,10 +127,11 @@ def main() -> None:
         print(f"   logistic regression test accuracy, scaler {name:22s} {score:.4f}")
 
     print("3. Loss summed across an epoch with its graph (the lesson) vs detached")
+    held = {}
     for keep in (False, True):
-        _, held = lesson_training(copy.deepcopy(initial), x_train, y_train, 1, keep_graph=keep)
+        _, held[keep] = lesson_training(copy.deepcopy(initial), x_train, y_train, 1, keep)
         label = "total += loss (graph kept)" if keep else "total += loss.item()"
-        print(f"   {label:28s} autograd nodes held after one epoch: {held}")
+        print(f"   {label:28s} autograd nodes held after one epoch: {held[keep]}")
 
     print("4. torch.load of a pickle")
 
@@ -135,14 +142,20 @@ def main() -> None:
     buffer = io.BytesIO()
     torch.save({"weights": torch.zeros(2), "payload": Payload()}, buffer)
     buffer.seek(0)
+    refused = False
     try:
         torch.load(buffer, weights_only=True)
         print("   weights_only=True loaded it (unexpected)")
     except pickle.UnpicklingError as error:
+        refused = True
         print(f"   weights_only=True refused it: {str(error).splitlines()[0][:90]}")
     buffer.seek(0)
     torch.load(buffer, weights_only=False)
     print("   weights_only=False ran the payload's code (line above)")
+    print(
+        f"summary: softmax_accuracy_cost={test_accuracies[0] - test_accuracies[1]:.4f} "
+        f"leaked_scaler_shift={shift:.4f} graph_nodes_kept={held[True]} graph_nodes_detached={held[False]} pickle_refused={refused}"
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,10 @@ from neural_net_lab.engine import (
     seed_everything,
     train,
 )
+from neural_net_lab.engine.config import ColumnsParams
 from neural_net_lab.engine.data import to_tensors
 from neural_net_lab.pipelines.data_processing.nodes import (
+    DataProcessingParams,
     fit_scaler,
     split_data,
     standardize,
@@ -43,10 +45,12 @@ from neural_net_lab.pipelines.data_processing.nodes import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = {
-    "features": list(pd.read_csv(ROOT / "data/01_raw/phone_prices.csv", nrows=0).columns[:-1]),
-    "target": "price_range", "id": "id", "classes": [0, 1, 2, 3],
-}  # fmt: skip
+COLUMNS = ColumnsParams(
+    features=list(pd.read_csv(ROOT / "data/01_raw/phone_prices.csv", nrows=0).columns[:-1]),
+    target="price_range",
+    id="id",
+    classes=[0, 1, 2, 3],
+)
 
 
 def lesson_loop(
@@ -84,8 +88,16 @@ def project_loop(
 ) -> None:
     """The project's loop with the default training parameters."""
     optimizer = build_optimizer(model.parameters(), {"name": "Adam", "lr": 1e-3})
-    train(model, optimizer, features, labels, epochs=epochs, batch_size=16,
-          generator=seed_everything(seed), progress=False)  # fmt: skip
+    train(
+        model,
+        optimizer,
+        features,
+        labels,
+        epochs=epochs,
+        batch_size=16,
+        generator=seed_everything(seed),
+        progress=False,
+    )
 
 
 def main() -> None:
@@ -96,17 +108,17 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    params = {"train_share": 0.8, "random_state": 66, "min_rows_per_class": 10}
+    params = DataProcessingParams(train_share=0.8, random_state=66, min_rows_per_class=10)
     validated = validate_phone_prices(
         pd.read_csv(ROOT / "data/01_raw/phone_prices.csv"), COLUMNS, params
     )
     train_split, test_split = split_data(validated, COLUMNS, params)
     scaler = fit_scaler(train_split, COLUMNS)
     x_train, y_train = to_tensors(
-        standardize(train_split, scaler, COLUMNS), COLUMNS["features"], COLUMNS["target"]
+        standardize(train_split, scaler, COLUMNS), COLUMNS.features, COLUMNS.target
     )
     x_test, y_test = to_tensors(
-        standardize(test_split, scaler, COLUMNS), COLUMNS["features"], COLUMNS["target"]
+        standardize(test_split, scaler, COLUMNS), COLUMNS.features, COLUMNS.target
     )
 
     seed_everything(42)
@@ -125,11 +137,15 @@ def main() -> None:
                 "test_accuracy": accuracy(predict_logits(model, x_test), y_test),
             }
 
-    print(f"rows: {len(x_train)} train, {len(x_test)} test; epochs: {args.epochs}; batch: 16; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads outside training")  # fmt: skip
+    print(
+        f"rows: {len(x_train)} train, {len(x_test)} test; epochs: {args.epochs}; batch: 16; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads outside training"
+    )
     for name in loops:
-        print(f"{name}_loop_seconds: {results[name]['seconds']:.2f}  "
-              f"{name}_test_accuracy: {results[name]['test_accuracy']:.4f}")  # fmt: skip
+        print(
+            f"{name}_loop_seconds: {results[name]['seconds']:.2f}  "
+            f"{name}_test_accuracy: {results[name]['test_accuracy']:.4f}"
+        )
     print(f"ratio: {results['lesson']['seconds'] / results['project']['seconds']:.2f}")
     print(
         f"ratio_one_thread: {results['lesson_one_thread']['seconds'] / results['project']['seconds']:.2f}"

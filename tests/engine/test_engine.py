@@ -12,10 +12,8 @@ from neural_net_lab.engine import (
     build_optimizer,
     load_mlp,
     seed_everything,
-    train,
 )
 from neural_net_lab.engine.config import ParameterError, merge
-from neural_net_lab.engine.data import to_tensors
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.engine.model import mlp_from_params
 
@@ -127,31 +125,6 @@ def test_training_loss_decreases_and_is_reproducible(model_inputs, columns):
     assert history_a == history_b
     for (name, a), b in zip(model_a.state_dict().items(), model_b.state_dict().values()):
         assert torch.equal(a, b), name
-
-
-def test_manual_and_autograd_training_agree(model_inputs, columns):
-    features, labels = to_tensors(
-        model_inputs["fit_set"].head(256), columns["features"], columns["target"]
-    )
-    histories = {}
-    for mode in ("manual", "autograd"):
-        generator = seed_everything(1)
-        model = build_mlp(20, [32], 4)
-        optimizer = build_optimizer(model.parameters(), {"name": "Adam", "lr": 0.01})
-        histories[mode] = train(
-            model,
-            optimizer,
-            features,
-            labels,
-            epochs=3,
-            batch_size=16,
-            generator=generator,
-            gradients=mode,
-            progress=False,
-        )
-    assert histories["manual"]["train_loss"] == pytest.approx(
-        histories["autograd"]["train_loss"], rel=1e-4
-    )
 
 
 def test_merge_replaces_optimizer_block_when_the_name_changes():

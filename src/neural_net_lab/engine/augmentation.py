@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
 from .config import AugmentationParams, as_params
-from .training import Augmentation
+
+# (batch features, generator) -> augmented batch features; applied to training batches only.
+Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def gaussian_noise(std: float) -> Augmentation:

@@ -6,8 +6,10 @@ For a batch of B rows, logits z⁽ᴸ⁾ and one-hot targets Y, the mean cross-e
 reaching the layer below is δ⁽ˡ⁾ W⁽ˡ⁾, LeakyReLU multiplies it by 1 where its input was
 positive and by the slope elsewhere, and dropout by its mask.
 
-The training loop uses this for plain MLPs because it skips autograd's graph bookkeeping
-(about twice as fast at batch 16 on a CPU); tests check it against autograd.
+This is the backprop lesson's demonstration (``kedro run --pipelines backprop`` checks it in
+float64 against autograd and finite differences), written layer by layer for any such
+``nn.Sequential``. Training does not use it: every hand-derived training runs the batched
+formulas of ``engine.stacked`` (a single network as a stack of one).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class ManualMLPGradient:
                 saved.append(h)
                 weight, bias = weights
                 h = h.mm(weight.t()) if bias is None else torch.addmm(bias, h, weight.t())
-            elif isinstance(layer, (nn.LeakyReLU, nn.ReLU)):
+            elif isinstance(layer, nn.LeakyReLU | nn.ReLU):
                 saved.append(h)
                 h = F.leaky_relu(h, _slope(layer))
             elif isinstance(layer, nn.Dropout) and training and layer.p > 0:
@@ -94,7 +96,7 @@ class ManualMLPGradient:
                 if index == 0:
                     break
                 delta = delta.mm(weights[0])
-            elif isinstance(layer, (nn.LeakyReLU, nn.ReLU)):
+            elif isinstance(layer, nn.LeakyReLU | nn.ReLU):
                 # δ · (1 where the input was > 0, else the slope): the fused kernel that
                 # autograd calls, so the convention at exactly 0 matches too.
                 delta = torch.ops.aten.leaky_relu_backward(delta, stored, _slope(layer), False)

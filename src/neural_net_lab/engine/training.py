@@ -1,23 +1,23 @@
-"""The training loop every pipeline uses."""
+"""The training loop every pipeline uses: a stack of one, or autograd as the reference."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .manual_grad import ManualMLPGradient
+from .augmentation import Augmentation
+from .stacked import StackingUnsupported, stack_of_one
+from .threads import cpu_threads
+
+__all__ = ["Augmentation", "cpu_threads", "evaluate", "train", "train_epochs"]
 
 logger = logging.getLogger(__name__)
-
-# (batch features, generator) -> augmented batch features; applied to training batches only.
-Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def train(
@@ -39,18 +39,21 @@ def train(
 ) -> dict[str, list[float]]:
     """Trains ``model`` with mini-batch cross-entropy; returns its per-epoch history.
 
-    The data stays in memory as tensors: each epoch draws one permutation from ``generator``,
-    gathers the rows once and slices batches from them, which avoids a DataLoader's
-    per-sample collation. Batch losses are summed as detached tensors and read once per
-    epoch, so no step waits on a host sync and no step's graph outlives it (the lesson kept a
-    summed loss tensor with its graph across the epoch).
+    The network trains as a stack of one (``engine.stacked``): the forward pass, the
+    hand-derived backward pass and the optimizer step that cross-validation's k stacked
+    folds run, so a change to training is made once and a single network gets the same
+    shuffles, dropout masks, noise and step counts as the stacked member with its seed. The
+    data stays in memory as tensors (one permutation per epoch from ``generator``, batches
+    sliced from the gathered rows, no DataLoader collation), and batch losses are summed as
+    tensors and read once per epoch, so no step waits on a host sync.
 
-    ``gradients``: "manual" uses the hand-derived backward pass (plain MLPs only),
-    "autograd" uses ``loss.backward()``, "auto" picks manual where it applies; both give the
-    same gradients up to float rounding. ``l1_lambda`` adds λ·Σ|W| over the trainable weight
-    matrices (not biases) to the objective. ``threads`` caps PyTorch's CPU threads while
-    training: at batch 16 the matrices are so small that waking a second thread costs more
-    than it saves; the previous setting is restored afterwards.
+    ``gradients``: "auto" trains through the stack of one where it applies (a ``build_mlp``
+    network, any optimizer but LBFGS and SparseAdam) and through autograd otherwise, with a
+    log line that names the reason; "manual" insists on the stack of one; "autograd" is the
+    reference path (``loss.backward()``). Both give the same results up to float rounding.
+    ``l1_lambda`` adds λ·Σ|W| over the trainable weight matrices (not biases) to the
+    objective. ``threads`` caps PyTorch's CPU threads while training (tiny matrices run
+    fastest on one); the previous setting is restored afterwards.
 
     History keys: ``train_loss`` (cross-entropy per training row over the epoch, without the
     L1 penalty, so that variants compare), and with ``validation`` also ``val_loss`` and
@@ -68,6 +71,7 @@ def train(
         l1_lambda=l1_lambda,
         augmentation=augmentation,
         gradients=gradients,
+        description=description,
     )
     history: dict[str, list[float]] = {"train_loss": []}
     if validation is not None:
@@ -95,7 +99,7 @@ def train(
         description,
         epochs,
         time.perf_counter() - started,
-        "hand-derived" if uses_manual_gradients(model, gradients) else "autograd",
+        epochs_run.gradients,
         history["train_loss"][-1],
         f", validation accuracy {history['val_accuracy'][-1]:.3f}" if validation else "",
     )
@@ -115,15 +119,16 @@ def train_epochs(
     l1_lambda: float = 0.0,
     augmentation: Augmentation | None = None,
     gradients: str = "auto",
-) -> Iterator[dict[str, float]]:
+    description: str = "training",
+) -> _Epochs:
     """``train``'s loop, one epoch per ``next()``: yields that epoch's ``train_loss`` (and
     ``val_loss``, ``val_accuracy`` with ``validation``).
 
-    A generator lets a caller advance several trainings in lockstep (the folds of a
+    An iterator lets a caller advance several trainings in lockstep (the folds of a
     cross-validation, whose mean after each epoch decides whether to stop) while each one
     stays exactly a plain ``train``. It leaves the thread count to the caller, because
-    interleaved generators would restore each other's settings in the wrong order.
-    The arguments are checked at the call, not at the first ``next()``.
+    interleaved trainings would restore each other's settings in the wrong order.
+    The arguments are checked, and the path chosen, at the call, not at the first ``next()``.
     """
     for name, value in {"epochs": epochs, "batch_size": batch_size}.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -132,7 +137,25 @@ def train_epochs(
         raise ValueError(f"gradients must be 'auto', 'manual' or 'autograd', got {gradients!r}")
     if features.shape[0] == 0:
         raise ValueError("there are no training rows")
-    return _epochs(
+    if gradients != "autograd":
+        try:
+            stack = stack_of_one(
+                model,
+                optimizer,
+                features,
+                labels,
+                generator=generator,
+                batch_size=batch_size,
+                validation=validation,
+                l1_lambda=l1_lambda,
+            )
+        except StackingUnsupported as reason:
+            if gradients == "manual":
+                raise
+            logger.info("%s trains through autograd: %s", description, reason)
+        else:
+            return _Epochs("hand-derived", _stacked_epochs(model, stack, epochs, augmentation))
+    epochs_run = _autograd_epochs(
         model,
         optimizer,
         features,
@@ -143,16 +166,30 @@ def train_epochs(
         validation=validation,
         l1_lambda=l1_lambda,
         augmentation=augmentation,
-        manual=uses_manual_gradients(model, gradients),
     )
+    return _Epochs("autograd", epochs_run)
 
 
-def uses_manual_gradients(model: nn.Module, gradients: str) -> bool:
-    """Whether ``gradients`` ("auto", "manual", "autograd") means the hand-derived pass."""
-    return gradients == "manual" or (gradients == "auto" and ManualMLPGradient.supports(model))
+class _Epochs(Iterator[dict[str, float]]):
+    """The epochs of one training, and which ``gradients`` path computes them."""
+
+    def __init__(self, gradients: str, epochs: Iterator[dict[str, float]]):
+        self.gradients, self._epochs = gradients, epochs
+
+    def __next__(self) -> dict[str, float]:
+        return next(self._epochs)
 
 
-def _epochs(
+def _stacked_epochs(
+    model: nn.Module, stack, epochs: int, augmentation: Augmentation | None
+) -> Iterator[dict[str, float]]:
+    model.train()
+    for _ in range(epochs):
+        yield stack.epoch(augmentation)[0]
+    model.eval()
+
+
+def _autograd_epochs(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     features: torch.Tensor,
@@ -164,56 +201,28 @@ def _epochs(
     validation: tuple[torch.Tensor, torch.Tensor] | None,
     l1_lambda: float,
     augmentation: Augmentation | None,
-    manual: bool,
 ) -> Iterator[dict[str, float]]:
-    step = _manual_step if manual else _autograd_step
-    engine = ManualMLPGradient(model) if manual else model
-    # The manual step wants one-hot targets; gathering them with the rows keeps batches views.
-    targets = F.one_hot(labels, _output_width(model)).to(features.dtype) if manual else labels
+    """The reference: ``loss.backward()`` and ``optimizer.step()``, batches and random draws
+    in the stacked path's order (see ``_forward``)."""
     penalised = [p for n, p in model.named_parameters() if n.endswith("weight") and p.requires_grad]
     for _ in range(epochs):
         model.train()
         order = torch.randperm(features.shape[0], generator=generator)
-        shuffled_x, shuffled_t = features[order], targets[order]
+        shuffled_x, shuffled_y = features[order], labels[order]
         loss_sum = torch.zeros(())
         for start in range(0, features.shape[0], batch_size):
             batch = shuffled_x[start : start + batch_size]
             if augmentation is not None:
                 batch = augmentation(batch, generator)
-            loss_sum += step(
-                engine,
-                optimizer,
-                batch,
-                shuffled_t[start : start + batch_size],
-                generator,
-                penalised=penalised,
-                l1_lambda=l1_lambda,
+            target = shuffled_y[start : start + batch_size]
+            loss_sum += _autograd_step(
+                model, optimizer, batch, target, generator, penalised=penalised, l1_lambda=l1_lambda
             )
         record = {"train_loss": loss_sum.item() / features.shape[0]}
         if validation is not None:
             record["val_loss"], record["val_accuracy"] = evaluate(model, *validation)
         yield record
     model.eval()
-
-
-def _manual_step(
-    engine: ManualMLPGradient,
-    optimizer: torch.optim.Optimizer,
-    batch: torch.Tensor,
-    one_hot: torch.Tensor,
-    generator: torch.Generator,
-    *,
-    penalised: list[torch.Tensor],
-    l1_lambda: float,
-) -> torch.Tensor:
-    loss_sum = engine.loss_and_gradients(batch, one_hot, generator)
-    if l1_lambda:
-        with torch.no_grad():
-            for weight in penalised:
-                # d|w|/dw = sign(w), 0 at 0 like autograd's abs.
-                weight.grad.add_(torch.sign(weight), alpha=l1_lambda)
-    optimizer.step()
-    return loss_sum
 
 
 def _autograd_step(
@@ -226,24 +235,42 @@ def _autograd_step(
     penalised: list[torch.Tensor],
     l1_lambda: float,
 ) -> torch.Tensor:
-    optimizer.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(batch), labels)
-    objective = loss + l1_lambda * sum(w.abs().sum() for w in penalised) if l1_lambda else loss
-    objective.backward()
-    optimizer.step()
-    return loss.detach() * batch.shape[0]
+    """One step; returns the batch's summed cross-entropy (a tensor, read once per epoch).
+
+    The step goes through a closure, so that LBFGS, which re-evaluates the objective during
+    its line search, trains here too; other optimizers call it once.
+    """
+    losses = []
+
+    def objective() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(_forward(model, batch, generator), labels)
+        losses.append(loss.detach())
+        total = loss + l1_lambda * sum(w.abs().sum() for w in penalised) if l1_lambda else loss
+        total.backward()
+        return total
+
+    optimizer.step(objective)
+    return losses[0] * batch.shape[0]
 
 
-@contextmanager
-def cpu_threads(threads: int | None):
-    """Caps PyTorch's CPU threads at ``threads`` (None: leaves them) and restores them after."""
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+def _forward(model: nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``model(batch)``, with the dropout masks of an ``nn.Sequential`` drawn from ``generator``.
+
+    ``nn.Dropout`` draws from the global generator; drawing from the training's own, in the
+    order the stacked path draws, gives autograd the same masks, so the two paths compare to
+    float rounding with dropout too.
+    """
+    if not isinstance(model, nn.Sequential):
+        return model(batch)
+    h = batch
+    for layer in model:
+        if isinstance(layer, nn.Dropout) and layer.training and layer.p > 0:
+            keep = torch.rand(h.shape, generator=generator) >= layer.p
+            h = h * keep.to(h.dtype).div_(1.0 - layer.p)
+        else:
+            h = layer(h)
+    return h
 
 
 @torch.no_grad()
@@ -255,10 +282,3 @@ def evaluate(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> 
     model.train(was_training)
     loss = F.cross_entropy(logits, labels).item()
     return loss, (logits.argmax(dim=1) == labels).float().mean().item()
-
-
-def _output_width(model: nn.Module) -> int:
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise TypeError("the model has no Linear layer to read its number of classes from")
-    return linears[-1].out_features

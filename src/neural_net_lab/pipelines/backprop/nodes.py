@@ -4,7 +4,8 @@ Two networks get the same three-way check:
 - the lesson's network (sigmoid layers, loss ½·Σ(output − target)², one example), every number
   from ``params:backprop``; its backward pass is written out below in NumPy, layer by layer;
 - the phone-price MLP of ``params:model`` at a seeded initialization on a few real rows of
-  ``train_set``; its backward pass is the engine's ``ManualMLPGradient``, the one training uses.
+  ``train_set``; its backward pass is the engine's ``ManualMLPGradient`` (the lesson's formulas
+  layer by layer; training runs them batched in ``engine.stacked``).
 Everything runs in float64, so that the three methods can agree to ~1e-10 and any larger
 difference is a bug rather than rounding.
 """
