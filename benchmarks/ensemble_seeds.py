@@ -11,8 +11,8 @@ Every candidate is scored once on the test split.
     python benchmarks/ensemble_seeds.py [--seeds 5] [--members 1,3,5] [--epochs N]
 
 Prints, per candidate, the test accuracy for each seed, its mean, standard deviation and
-spread (max - min), and the seconds per training, then ``ratio: N``: the refit's spread over the spread of the
-ensemble with the most seeds per fold (above 1: the ensemble is steadier).
+spread (max - min), and the seconds per training, then ``ratio: N``: the refit's spread over
+the spread of the ensemble with the most seeds per fold (above 1: the ensemble is steadier).
 """
 
 from __future__ import annotations
@@ -94,7 +94,9 @@ def main() -> None:
             )
         print(f"seed {seed}: " + ", ".join(f"{k} {v[-1][0]:.4f}" for k, v in results.items()))
 
-    print(f"\n| candidate | test accuracy per seed | mean | std | spread | seconds ({args.seeds} seeds) |")
+    print(
+        f"\n| candidate | test accuracy per seed | mean | std | spread | seconds ({args.seeds} seeds) |"
+    )
     print("|---|---|---|---|---|---|")
     spreads = {}
     for name, rows in results.items():

@@ -25,6 +25,7 @@ SCRIPTS = {
     "run_speed.py": (["--repeats", "1", "--epochs", "1", "--warm-ups", "0"], [RATIO]),
     # One LocalCluster of 1 worker, one of 2: the cluster starts are most of its time.
     "tuning_speed.py": (["--trials", "2", "--epochs", "1", "--folds", "2"], [RATIO]),
+    "ensemble_seeds.py": (["--seeds", "2", "--members", "1,2", "--epochs", "1"], [RATIO]),
 }
 
 

@@ -40,7 +40,7 @@ def network_layers(model: nn.Sequential) -> tuple[list[dict[str, torch.Tensor]],
         {
             type(m).__name__
             for m in model
-            if not isinstance(m, (nn.Linear, nn.LeakyReLU, nn.Dropout))
+            if not isinstance(m, nn.Linear | nn.LeakyReLU | nn.Dropout)
         }
     )
     if others:

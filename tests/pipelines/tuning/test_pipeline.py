@@ -71,9 +71,7 @@ def _check_report(metrics, tuned, data):
 
 def _check_child_runs(client, parent_id, data):
     """One child run per trial with the trial's state, times, values and worker."""
-    children = [
-        r for r in _children(client, parent_id) if "optuna.trial_number" in r.data.tags
-    ]
+    children = [r for r in _children(client, parent_id) if "optuna.trial_number" in r.data.tags]
     assert len(children) == 6
     study = optuna.load_study(
         study_name="test",

@@ -30,8 +30,8 @@ from neural_net_lab.pipelines.training.nodes import ServedModelParams
 from neural_net_lab.serving import log_phone_price_classifier, scaled_network, tuned_classifier
 
 from . import reports
-from .config import TuningParams
 from .baselines import check_baselines
+from .config import TuningParams
 from .search_space import check_space
 
 logger = logging.getLogger(__name__)
@@ -333,7 +333,9 @@ def score_tuning(
             ),
         },
     }
-    untuned = make_pipeline(StandardScaler(), LogisticRegression(**evaluation.baseline.model_dump()))
+    untuned = make_pipeline(
+        StandardScaler(), LogisticRegression(**evaluation.baseline.model_dump())
+    )
     untuned_cv = cross_val_score(
         untuned, cv_data["features"], cv_data["labels"], cv=cv_data["folds"], scoring="accuracy"
     )

@@ -152,7 +152,10 @@ def candidates(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Every scored candidate as (label, scores), in the report's order."""
     final = metrics["final"]
     rows = [
-        (f"network, fold ensemble{' (served)' if final == 'ensemble' else ''}", metrics["ensemble"]),
+        (
+            f"network, fold ensemble{' (served)' if final == 'ensemble' else ''}",
+            metrics["ensemble"],
+        ),
         (f"network, refit{' (served)' if final == 'refit' else ''}", metrics["refit"]),
     ]
     rows += [(f"{name} (tuned)", scores) for name, scores in metrics["baselines"].items()]
@@ -179,7 +182,9 @@ def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
     result["best_baseline"] = best_name
     margin = network["cv_accuracy"] - best["cv_accuracy"]
     spread = max(network["cv_std"], best["cv_std"])
-    leader, other = ("the tuned network", best_name) if margin >= 0 else (best_name, "the tuned network")
+    leader, other = (
+        ("the tuned network", best_name) if margin >= 0 else (best_name, "the tuned network")
+    )
     within = "within" if abs(margin) <= spread else "beyond"
     result["cv"] = (
         f"On cross-validation (the same folds) {leader} leads {other} by {abs(margin):.4f} "

@@ -59,7 +59,6 @@ class Dimension(Block):
         return self
 
 
-
 def encode(choice: Any) -> Any:
     """Optuna stores primitives only: lists and blocks become their JSON text."""
     return choice if isinstance(choice, _PRIMITIVE) else json.dumps(choice, sort_keys=True)
