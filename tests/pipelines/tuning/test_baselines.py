@@ -256,3 +256,14 @@ def test_each_baseline_is_one_child_run_of_the_active_run(data, client):
     assert runs["logistic_regression"].data.params["grid.C"] == "[0.01, 1.0, 100.0]"
     assert runs["svc"].data.params["space.C.low"] == "1.0"
     assert runs["kedro"].data.metrics == {}  # the parent's own logging is the pipeline's
+
+
+def test_a_solver_stopped_at_its_cap_is_one_line_not_a_warning_per_fit(data, caplog, recwarn):
+    capped = {**LOGISTIC, "settings": {"max_iter": 2}, "grid": {"C": [1.0e2]}}
+    with caplog.at_level("WARNING", logger="neural_net_lab.pipelines.tuning.baselines"):
+        result = _tune(data, _typed(capped=capped))["capped"]
+    assert not [w for w in recwarn if "converge" in str(w.message)]
+    (line,) = [r.getMessage() for r in caplog.records if "iteration cap" in r.getMessage()]
+    # 5 folds and the refit, each stopped at 2 iterations; the scores are still reported.
+    assert line.startswith("Baseline capped: 6 fit(s) stopped at the solver's iteration cap")
+    assert 0.25 < result["test_accuracy"] <= 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -30,6 +31,7 @@ import mlflow
 import numpy as np
 from pydantic import Field, model_validator
 from sklearn.base import BaseEstimator, clone, is_classifier
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -115,8 +117,13 @@ def tune_baselines(
         with child_run(name, entry.dump()) as run_id:
             started = time.perf_counter()
             search = _grid_search if entry.search == "grid" else _optuna_search
-            params, fold_accuracy = search(pipeline, entry, features, labels, folds)
-            pipeline.set_params(**_prefixed(params)).fit(features, labels)
+            # A solver stopped by its iteration cap still gives a model and a score; one line
+            # per baseline says so instead of one warning per fit.
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always", ConvergenceWarning)
+                params, fold_accuracy = search(pipeline, entry, features, labels, folds)
+                pipeline.set_params(**_prefixed(params)).fit(features, labels)
+            _report_convergence(name, seen)
             result = {
                 "estimator": entry.estimator,
                 "params": params,
@@ -139,6 +146,21 @@ def tune_baselines(
         )
         results[name] = result
     return results
+
+
+def _report_convergence(name: str, seen: list[warnings.WarningMessage]) -> None:
+    unconverged = [w for w in seen if issubclass(w.category, ConvergenceWarning)]
+    for other in seen:
+        if other not in unconverged:
+            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+    if unconverged:
+        logger.warning(
+            "Baseline %s: %d fit(s) stopped at the solver's iteration cap (%s); their scores "
+            "are those of the unconverged models",
+            name,
+            len(unconverged),
+            str(unconverged[0].message).strip(),
+        )
 
 
 def _estimator(name: str, entry: BaselineParams) -> BaseEstimator:

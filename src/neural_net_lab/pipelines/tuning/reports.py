@@ -148,20 +148,34 @@ def figure_of(plot: Any, *args: Any, title: str) -> plt.Figure:
     return figure
 
 
-def candidates(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Every scored candidate as (label, scores), in the report's order."""
-    final = metrics["final"]
+def candidates(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """Every scored candidate as (label, scores, settings), in the report's order."""
+    final, ensemble, trial = metrics["final"], metrics["ensemble"], metrics["best_trial"]
+    folds = ensemble["members"] // ensemble["seeds_per_fold"]
     rows = [
         (
             f"network, fold ensemble{' (served)' if final == 'ensemble' else ''}",
-            metrics["ensemble"],
+            ensemble,
+            f"trial {trial}: {folds} folds × {ensemble['seeds_per_fold']} seed(s), "
+            "each network with its fold's scaler",
         ),
-        (f"network, refit{' (served)' if final == 'refit' else ''}", metrics["refit"]),
+        (
+            f"network, refit{' (served)' if final == 'refit' else ''}",
+            metrics["refit"],
+            f"trial {trial}: one network on the whole training split",
+        ),
     ]
-    rows += [(f"{name} (tuned)", scores) for name, scores in metrics["baselines"].items()]
     rows += [
-        ("lesson's default network", metrics["default"]),
-        ("LogisticRegression C=1 (untuned)", metrics["untuned_baseline"]),
+        (f"{name} (tuned)", scores, _settings(scores["params"]))
+        for name, scores in metrics["baselines"].items()
+    ]
+    rows += [
+        ("lesson's default network", metrics["default"], "trial 0 (the lesson's settings)"),
+        (
+            "LogisticRegression C=1 (untuned)",
+            metrics["untuned_baseline"],
+            _settings(metrics["untuned_baseline"].get("params", {})),
+        ),
     ]
     return rows
 
@@ -193,8 +207,9 @@ def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
         + (": a tie within the folds' noise." if within == "within" else ".")
     )
     test_margin = network["test_accuracy"] - best["test_accuracy"]
-    scored = [(label, scores["test_accuracy"]) for label, scores in candidates(metrics)]
-    top_label, top = max(scored, key=lambda item: item[1])
+    scored = [(label, scores["test_accuracy"]) for label, scores, _ in candidates(metrics)]
+    top = max(accuracy for _, accuracy in scored)
+    top_labels = " and ".join(label for label, accuracy in scored if accuracy == top)
     result["network_wins_test"] = bool(test_margin > 0)
     if test_margin > 0:
         comparison = f"{served} beats {best_name} by {test_margin:.4f}"
@@ -204,7 +219,8 @@ def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
         comparison = f"{served} does not beat {best_name}: it trails by {-test_margin:.4f}"
     result["test"] = (
         f"On the test split (scored once each) {comparison} ({network['test_accuracy']:.4f} vs "
-        f"{best['test_accuracy']:.4f}); the highest test accuracy is {top_label}'s, {top:.4f}."
+        f"{best['test_accuracy']:.4f}). The highest test accuracy, {top:.4f}, is that of "
+        f"{top_labels}."
     )
     return result
 
@@ -228,11 +244,10 @@ def summary_markdown(table: pd.DataFrame, metrics: dict[str, Any], top: int = 10
         "| candidate | CV accuracy, mean ± std (same folds) | test accuracy | settings |",
         "|---|---|---|---|",
     ]
-    for label, scores in candidates(metrics):
-        settings = scores.get("params", "")
+    for label, scores, settings in candidates(metrics):
         lines.append(
             f"| {label} | {scores['cv_accuracy']:.4f} ± {scores['cv_std']:.4f} | "
-            f"{scores['test_accuracy']:.4f} | {json.dumps(settings) if settings else ''} |"
+            f"{scores['test_accuracy']:.4f} | {settings} |"
         )
     if not ensemble["reproduced"]:
         lines += [
@@ -255,6 +270,10 @@ def _duration(trial: Any) -> float:
     if trial.datetime_start is None or trial.datetime_complete is None:
         return 0.0
     return (trial.datetime_complete - trial.datetime_start).total_seconds()
+
+
+def _settings(params: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={_short(value)}" for key, value in params.items())
 
 
 def _cell(value: Any) -> Any:
