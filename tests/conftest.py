@@ -110,6 +110,21 @@ def run_kedro(
         return session.run(pipeline_name=pipeline)
 
 
+@pytest.fixture
+def client(request, tmp_path, monkeypatch):
+    """A client of a temporary MLflow SQLite store, made the tracking store, with the active
+    experiment named after the test module (``test_tracking`` → ``tracking``)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # An earlier Kedro session in this process may have set another store and experiment.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
+    yield mlflow.MlflowClient(uri)
+    if mlflow.active_run() is not None:  # a failed test must not leak its run
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+
+
 def mlflow_client() -> mlflow.MlflowClient:
     """A client of the store that the current test's MLFLOW_TRACKING_URI names."""
     return mlflow.MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 from neural_net_lab.engine import build_mlp, build_optimizer, seed_everything, train
@@ -18,15 +17,6 @@ MODEL = ModelParams(input_dim=20, hidden_dims=[16, 8], n_classes=4)
 def _training(**changes) -> TrainingParams:
     base = {"seed": 5, "epochs": 3, "batch_size": 32, "optimizer": {"name": "Adam", "lr": 0.01}}
     return TrainingParams.model_validate(base | changes)
-
-
-@pytest.fixture(scope="module")
-def table(raw_phones, columns):
-    rows = raw_phones.sample(400, random_state=0)
-    features = rows[columns["features"]].to_numpy(dtype=float)
-    labels = rows[columns["target"]].to_numpy()
-    folds = list(StratifiedKFold(3, shuffle=True, random_state=1).split(features, labels))
-    return features, labels, folds
 
 
 def _plain_training(features, labels, fold, seed, *, model: ModelParams, training: TrainingParams):
@@ -56,11 +46,11 @@ def _plain_training(features, labels, fold, seed, *, model: ModelParams, trainin
 
 
 @pytest.mark.parametrize("gradients", ["manual", "autograd"])
-def test_each_fold_equals_a_plain_training_of_that_fold(table, gradients):
+def test_each_fold_equals_a_plain_training_of_that_fold(fold_table, gradients):
     """Lockstep folds, each with its own scaler and seed, give the plain histories (with
     dropout, whose autograd masks come from the global RNG). Bitwise on the development CPU;
     asserted to float rounding, as another BLAS may order a sum differently."""
-    features, labels, folds = table
+    features, labels, folds = fold_table
     model = MODEL.model_copy(update={"dropout": 0.2})
     training = _training(gradients=gradients)
     result = cross_validate(features, labels, folds, model, training)
@@ -75,8 +65,8 @@ def test_each_fold_equals_a_plain_training_of_that_fold(table, gradients):
     assert (result.epochs_run, result.stopped) == (3, False)
 
 
-def test_on_epoch_sees_the_fold_mean_and_can_stop_every_fold(table):
-    features, labels, folds = table
+def test_on_epoch_sees_the_fold_mean_and_can_stop_every_fold(fold_table):
+    features, labels, folds = fold_table
     seen = []
 
     def on_epoch(epoch, mean_accuracy):
@@ -91,14 +81,14 @@ def test_on_epoch_sees_the_fold_mean_and_can_stop_every_fold(table):
     assert all(len(h["train_loss"]) == 2 for h in result.histories)
 
 
-def test_a_diverging_loss_is_an_error_naming_the_fold(table):
-    features, labels, folds = table
+def test_a_diverging_loss_is_an_error_naming_the_fold(fold_table):
+    features, labels, folds = fold_table
     training = _training(optimizer={"name": "SGD", "lr": 1e12})
     with pytest.raises(FloatingPointError, match=r"fold 0: the training loss is (nan|inf)"):
         cross_validate(features, labels, folds, MODEL, training)
 
 
-def test_one_fold_is_refused(table):
-    features, labels, folds = table
+def test_one_fold_is_refused(fold_table):
+    features, labels, folds = fold_table
     with pytest.raises(ValueError, match="at least 2 folds, got 1"):
         cross_validate(features, labels, folds[:1], MODEL, _training())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 from neural_net_lab.engine.config import ModelParams, TrainingParams
@@ -20,21 +19,12 @@ TRAINING = TrainingParams(
 
 
 @pytest.fixture(scope="module")
-def table(raw_phones, columns):
-    rows = raw_phones.sample(400, random_state=0)
-    features = rows[columns["features"]].to_numpy(dtype=float)
-    labels = rows[columns["target"]].to_numpy()
-    folds = list(StratifiedKFold(3, shuffle=True, random_state=1).split(features, labels))
-    return features, labels, folds
+def kept(fold_table):
+    return cross_validate(*fold_table, MODEL, TRAINING, seeds_per_fold=2, keep_networks=True)
 
 
-@pytest.fixture(scope="module")
-def kept(table):
-    return cross_validate(*table, MODEL, TRAINING, seeds_per_fold=2, keep_networks=True)
-
-
-def test_the_ensemble_is_the_mean_of_its_members_each_with_its_own_scaler(table, kept):
-    features, _, folds = table
+def test_the_ensemble_is_the_mean_of_its_members_each_with_its_own_scaler(fold_table, kept):
+    features, _, folds = fold_table
     ensemble = build_ensemble([(m.mean, m.scale, m.state_dict) for m in kept.members], MODEL)
     by_hand = []
     for member in kept.members:
@@ -49,8 +39,8 @@ def test_the_ensemble_is_the_mean_of_its_members_each_with_its_own_scaler(table,
     assert not np.allclose(kept.members[0].mean, kept.members[2].mean)
 
 
-def test_a_saved_ensemble_loads_back_with_weights_only(table, kept, tmp_path):
-    features = table[0]
+def test_a_saved_ensemble_loads_back_with_weights_only(fold_table, kept, tmp_path):
+    features = fold_table[0]
     ensemble = build_ensemble([(m.mean, m.scale, m.state_dict) for m in kept.members], MODEL)
     torch.save(ensemble.state_dict(), tmp_path / "ensemble.pt")
     loaded = load_ensemble(torch.load(tmp_path / "ensemble.pt", weights_only=True), MODEL)
@@ -60,8 +50,8 @@ def test_a_saved_ensemble_loads_back_with_weights_only(table, kept, tmp_path):
         load_ensemble(ensemble.state_dict(), MODEL.model_copy(update={"hidden_dims": [16]}))
 
 
-def test_seed_zero_of_each_fold_is_the_plain_cross_validation(table, kept):
-    plain = cross_validate(*table, MODEL, TRAINING)
+def test_seed_zero_of_each_fold_is_the_plain_cross_validation(fold_table, kept):
+    plain = cross_validate(*fold_table, MODEL, TRAINING)
     assert kept.val_accuracy == plain.val_accuracy
     assert kept.histories == plain.histories
     assert [(m.fold, m.seed) for m in kept.members] == [
@@ -76,9 +66,9 @@ def test_seed_zero_of_each_fold_is_the_plain_cross_validation(table, kept):
     assert plain.members == []  # networks only when asked for
 
 
-def test_kept_networks_are_the_same_stacked_or_one_after_another(table, kept):
+def test_kept_networks_are_the_same_stacked_or_one_after_another(fold_table, kept):
     alone = cross_validate(
-        *table, MODEL, TRAINING, seeds_per_fold=2, keep_networks=True, stacked=False
+        *fold_table, MODEL, TRAINING, seeds_per_fold=2, keep_networks=True, stacked=False
     )
     for a, b in zip(kept.members, alone.members, strict=True):
         assert (a.fold, a.seed) == (b.fold, b.seed)

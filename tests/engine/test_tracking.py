@@ -10,19 +10,6 @@ import pytest
 from neural_net_lab.engine.tracking import child_run, log_history_and_metrics
 
 
-@pytest.fixture
-def client(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    # An earlier Kedro session in this process may have set another store and experiment.
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("tracking")
-    yield mlflow.MlflowClient(uri)
-    if mlflow.active_run() is not None:  # a failed test must not leak its run
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
-
-
 def test_child_run_is_open_while_its_block_runs_and_fails_with_it(client):
     with child_run("untracked", {"training": {"epochs": 1}}) as run_id:
         assert run_id is None  # no active (Kedro) run: tracking is off

@@ -214,19 +214,6 @@ def test_inconsistent_entries_are_refused_by_the_model(change, message):
         BaselineParams.at("tuning.baselines.bad").model_validate({**LOGISTIC, **change})
 
 
-@pytest.fixture
-def client(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    # An earlier Kedro session in this process may have set another store and experiment.
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("baselines")
-    yield mlflow.MlflowClient(uri)
-    if mlflow.active_run() is not None:  # a failed test must not leak its run
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
-
-
 def test_each_baseline_is_one_child_run_of_the_active_run(data, client):
     experiment = mlflow.get_experiment_by_name("baselines").experiment_id
     baselines = _typed(logistic_regression=LOGISTIC, svc=SVC_OPTUNA)
