@@ -185,10 +185,6 @@ def prepare_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _rows(data: dict[str, Any]) -> dict[str, Any]:
-    return data
-
-
 def run_trial(
     data: Mapping[str, Any],
     model: ModelParams,
@@ -287,12 +283,11 @@ def optimize(
     distributed.wait([client.submit(prepare_worker, workers=[w], pure=False) for w in workers])
     budget = tuning.n_trials if tuning.n_trials is not None else float("inf")
     deadline = time.monotonic() + tuning.timeout if tuning.timeout else float("inf")
-    # The folds reach the workers as a task's result, not by client.scatter: the scheduler
-    # cannot recompute scattered data, so a worker that dies holding it cancels every trial
-    # (dask/distributed#3149), while a task's result is computed again on another worker.
-    shared = client.submit(
-        _rows, dict(data), pure=False, retries=tuning.dask.retries, key=f"rows-{time.time_ns()}"
-    )
+    # Every trial carries the rows (a few hundred KB) in its own task. Scattered data is
+    # kept on one worker (the active memory manager drops extra replicas) and cannot be
+    # recomputed, so a worker that died holding it cancelled every trial
+    # (dask/distributed#3149); a task's shared result would draw all trials to its worker.
+    rows = dict(data)
     pending: dict[Any, Any] = {}
     asked = 0
     try:
@@ -309,7 +304,7 @@ def optimize(
                     continue
                 future = client.submit(
                     run_trial,
-                    shared,
+                    rows,
                     trial_model,
                     trial_training,
                     tuning.pruner,
