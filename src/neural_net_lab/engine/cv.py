@@ -154,8 +154,12 @@ def cross_validate(
             if on_epoch is not None and on_epoch(epoch, mean) and epochs_run < training.epochs:
                 stopped = True
                 break
-    states = [{k: v.detach().clone() for k, v in run.network.state_dict().items()} for run in runs]
-    return _result(features, folds, plan, histories, states if keep_networks else None, stopped)
+    states = (
+        [{k: v.detach().clone() for k, v in run.network.state_dict().items()} for run in runs]
+        if keep_networks
+        else None
+    )
+    return _result(features, folds, plan, histories, states, stopped)
 
 
 def _result(

@@ -52,6 +52,12 @@ class Ensemble(nn.ModuleList):
         return (total / len(self)).numpy()
 
 
+def state_of(network: nn.Module | Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    """A module's state dict; a state dict (what the catalog's ``PyTorchDataset`` hands a
+    downstream node within a run) as it is."""
+    return network.state_dict() if isinstance(network, nn.Module) else network
+
+
 def build_ensemble(
     members: Sequence[tuple[np.ndarray, np.ndarray, Mapping[str, torch.Tensor]]],
     model: ModelParams,

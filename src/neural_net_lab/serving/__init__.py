@@ -24,7 +24,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 from torch import nn
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams
-from neural_net_lab.engine.ensemble import Ensemble, build_ensemble, load_ensemble
+from neural_net_lab.engine.ensemble import Ensemble, build_ensemble, load_ensemble, state_of
 from neural_net_lab.pipelines.data_processing.nodes import scaler_arrays
 
 MODEL_CODE = Path(__file__).with_name("phone_price_classifier.py")
@@ -149,7 +149,5 @@ def tuned_classifier(
     before fold ensembles holds). The catalog hands state dicts; modules are taken as well."""
     model = ModelParams.model_validate(tuned["model"])
     if tuned.get("final", "refit") == "ensemble":
-        state = ensemble.state_dict() if isinstance(ensemble, nn.Module) else ensemble
-        return load_ensemble(state, model)
-    state = refit.state_dict() if isinstance(refit, nn.Module) else refit
-    return scaled_network(scaler, state, model, columns)
+        return load_ensemble(state_of(ensemble), model)
+    return scaled_network(scaler, state_of(refit), model, columns)

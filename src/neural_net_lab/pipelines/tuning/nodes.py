@@ -23,7 +23,7 @@ from torch import nn
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
 from neural_net_lab.engine.cv import cross_validate
-from neural_net_lab.engine.ensemble import Ensemble, build_ensemble, load_ensemble
+from neural_net_lab.engine.ensemble import Ensemble, build_ensemble, load_ensemble, state_of
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.pipelines.evaluation.nodes import EvaluationParams
 from neural_net_lab.pipelines.training.nodes import ServedModelParams
@@ -31,6 +31,7 @@ from neural_net_lab.serving import log_phone_price_classifier, scaled_network, t
 
 from . import reports
 from .baselines import check_baselines
+from .baselines import tune_baselines as tune_on_folds
 from .config import TuningParams
 from .search_space import check_space
 
@@ -207,9 +208,7 @@ def tune_baselines(
 ) -> dict[str, dict[str, Any]]:
     """Each ``tuning.baselines`` model tuned on the network's folds, refit on the whole
     training split and scored once on the test split (one MLflow child run each)."""
-    from .baselines import tune_baselines as tune  # noqa: PLC0415
-
-    return tune(
+    return tune_on_folds(
         cv_data["features"],
         cv_data["labels"],
         cv_data["folds"],
@@ -317,19 +316,19 @@ def score_tuning(
     rows = {
         "ensemble": {
             **chosen_cv,
-            "test_accuracy": test_accuracy(load_ensemble(_state(ensemble), tuned_model)),
+            "test_accuracy": test_accuracy(load_ensemble(state_of(ensemble), tuned_model)),
             **ensemble_check,
         },
         "refit": {
             **chosen_cv,
             "test_accuracy": test_accuracy(
-                scaled_network(scaler, _state(refit_network), tuned_model, columns)
+                scaled_network(scaler, state_of(refit_network), tuned_model, columns)
             ),
         },
         "default": {
             **default_cv,
             "test_accuracy": test_accuracy(
-                scaled_network(scaler, _state(default_network), model, columns)
+                scaled_network(scaler, state_of(default_network), model, columns)
             ),
         },
     }
@@ -375,11 +374,6 @@ def score_tuning(
 def _std(tuned: Mapping[str, Any]) -> float:
     std = tuned.get("cv_std")
     return float(std) if std is not None else float("nan")
-
-
-def _state(network: nn.Module | dict[str, Any]) -> dict[str, Any]:
-    # Within a run the catalog hands downstream nodes the saved state dict, not the module.
-    return network.state_dict() if isinstance(network, nn.Module) else network
 
 
 def trials_report(trials: list[Any]) -> pd.DataFrame:
