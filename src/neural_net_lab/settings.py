@@ -14,8 +14,15 @@ from omegaconf.resolvers import oc
 
 from neural_net_lab.hooks import InputFileHooks, RunConfigHooks, RunStateHooks
 from neural_net_lab.mlflow_params import TypedParamsForMlflow
+from neural_net_lab.tracking_store import TrackingStoreHooks
 
-HOOKS = (InputFileHooks(), TypedParamsForMlflow(), RunConfigHooks(), RunStateHooks())
+HOOKS = (
+    TrackingStoreHooks(),
+    InputFileHooks(),
+    TypedParamsForMlflow(),
+    RunConfigHooks(),
+    RunStateHooks(),
+)
 
 
 def _quiet_third_party_output() -> None:
