@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 import signal
 import threading
 from typing import Any
@@ -12,7 +10,8 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.io import DatasetError
 
-from .pipeline_registry import DEFAULT_PIPELINES, share_run_config
+from .pipeline_registry import share_run_config
+from .writers import command, default_run_note, run_order, writers
 
 logger = logging.getLogger(__name__)
 
@@ -30,35 +29,13 @@ def _source(dataset: Any) -> str | None:
     return None
 
 
-def _writers(dataset_name: str) -> list[str]:
-    """The pipeline folders whose pipeline writes ``dataset_name``.
-
-    Kedro 1.7 loads only the pipeline named by ``--pipelines``, so the folders are read here.
-    """
-    package = importlib.import_module(f"{__package__}.pipelines")
-    writers = []
-    for module in pkgutil.iter_modules(package.__path__):
-        try:
-            module_path = f"{package.__name__}.{module.name}"
-            pipeline = importlib.import_module(module_path).create_pipeline()
-        except Exception:  # noqa: BLE001 - a broken sibling must not hide the missing file
-            continue
-        if dataset_name in pipeline.all_outputs():
-            writers.append(module.name)
-    return writers
-
-
 def _missing_inputs_message(missing: dict[str, str]) -> str:
-    def order(pipeline: str) -> int:  # the default pipelines first, in the order they run
-        known = pipeline in DEFAULT_PIPELINES
-        return DEFAULT_PIPELINES.index(pipeline) if known else len(DEFAULT_PIPELINES)
-
     lines, needed = [], []
     for name, path in missing.items():
-        writers = sorted(_writers(name), key=order)
-        if writers:
-            lines.append(f"'{name}' ({path}), written by the {writers[0]} pipeline")
-            needed.append(writers[0])
+        found = writers(name)
+        if found:
+            lines.append(f"'{name}' ({path}), written by the {found[0]} pipeline")
+            needed.append(found[0])
         else:
             lines.append(
                 f"'{name}' ({path}), which no pipeline writes: restore the file or "
@@ -66,13 +43,9 @@ def _missing_inputs_message(missing: dict[str, str]) -> str:
             )
     message = "input file(s) missing: " + "; ".join(lines) + "."
     if needed:
-        needed = sorted(set(needed), key=order)
-        message += (
-            " Run " + " then ".join(f"`kedro run --pipelines {p}`" for p in needed) + " first"
-        )
-        if all(p in DEFAULT_PIPELINES for p in needed):
-            message += f" (or the default `kedro run`, which includes {'it' if len(needed) == 1 else 'them'})"
-        message += "."
+        needed = sorted(set(needed), key=run_order)
+        message += " Run " + " then ".join(command(p) for p in needed) + " first"
+        message += default_run_note(needed) + "."
     return message
 
 
