@@ -12,6 +12,7 @@ from pathlib import Path
 from kedro.utils import find_kedro_project
 from omegaconf.resolvers import oc
 
+from neural_net_lab.datasets.atomic import AtomicSavesCatalog
 from neural_net_lab.hooks import InputFileHooks, RunConfigHooks, RunStateHooks
 from neural_net_lab.mlflow_params import TypedParamsForMlflow
 from neural_net_lab.tracking_store import TrackingStoreHooks
@@ -78,6 +79,10 @@ def _project_root() -> str:
     root = PROJECT_ROOT or find_kedro_project(Path.cwd()) or Path.cwd()
     return root.as_posix()
 
+
+# Every catalog entry that writes a local file replaces it atomically, and an input file that
+# does not load names the pipeline that rewrites it (docs/concurrency.md).
+DATA_CATALOG_CLASS = AtomicSavesCatalog
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -1,5 +1,28 @@
-"""Project datasets: thin variants of kedro-datasets / kedro-mlflow ones."""
+"""Project datasets: thin variants of kedro-datasets / kedro-mlflow ones, and the atomic-save
+wrapper with the catalog class that applies it (``atomic``).
 
-from .mlflow_metrics import MetricsHistoryDataset
+settings.py imports ``atomic`` before MLflow's warnings are filtered, so this package imports
+the MLflow-based datasets only when they are first asked for (``__getattr__``).
+"""
 
-__all__ = ["MetricsHistoryDataset"]
+from __future__ import annotations
+
+from typing import Any
+
+from .atomic import AtomicDataset, AtomicSavesCatalog, DamagedFileError, DamagedInputError
+
+__all__ = [
+    "AtomicDataset",
+    "AtomicSavesCatalog",
+    "DamagedFileError",
+    "DamagedInputError",
+    "MetricsHistoryDataset",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MetricsHistoryDataset":
+        from .mlflow_metrics import MetricsHistoryDataset  # noqa: PLC0415 - imports MLflow
+
+        return MetricsHistoryDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
