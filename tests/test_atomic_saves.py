@@ -290,6 +290,21 @@ def test_an_existing_file_keeps_its_mode_as_in_a_plain_save(tmp_path, mode):
     assert json.loads(atomic.read_text()) == {"a": 1}
 
 
+def test_a_save_through_a_symbolic_link_replaces_the_file_it_points_to(tmp_path):
+    shared = tmp_path / "shared" / "scaler.json"
+    shared.parent.mkdir()
+    shared.write_text("{}")
+    link = tmp_path / "data" / "scaler.json"
+    link.parent.mkdir()
+    link.symlink_to(shared)
+
+    AtomicDataset({"type": "json.JSONDataset", "filepath": str(link)}).save({"a": 1})
+
+    assert link.is_symlink() and link.resolve() == shared
+    assert json.loads(shared.read_text()) == {"a": 1}
+    assert _partials(shared) == [] and _partials(link) == []
+
+
 def test_an_mlflow_artifact_entry_logs_the_final_file(project_copy, client, monkeypatch):
     monkeypatch.chdir(project_copy)
     catalog = project_catalog(project_copy)

@@ -105,7 +105,8 @@ class AtomicDataset(AbstractDataset):
         )
 
     def save(self, data: Any) -> None:
-        target = Path(self._filepath)
+        # Through a symbolic link, as a plain save writes: the link stays, its file is replaced.
+        target = Path(os.path.realpath(self._filepath))
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_abandoned_partials(target)
         partial = target.with_name(partial_name(target.name))
