@@ -25,6 +25,26 @@ class DaskParams(Block):
     connect_timeout: Annotated[float, Field(gt=0)] = 10.0  # seconds to reach `address`
 
 
+class HeartbeatParams(Block):
+    """Optuna's trial heartbeats, used with a database storage only (a journal has none; there
+    ``stale_after`` fails trials by age). A driver beats for its running trials every
+    ``interval`` seconds; a trial without a beat for ``grace_period`` seconds is failed by the
+    next run that opens the study, on any machine."""
+
+    interval: PositiveInt = 30
+    grace_period: PositiveInt = 120
+
+    @model_validator(mode="after")
+    def _grace_outlasts_a_beat(self) -> HeartbeatParams:
+        # A live driver beats once an interval; a grace shorter than that fails its trials.
+        if self.grace_period <= self.interval:
+            raise ValueError(
+                f"grace_period ({self.grace_period}) must exceed interval ({self.interval}): "
+                "a running trial is beaten only once an interval"
+            )
+        return self
+
+
 class PrunerParams(Params):
     """Any ``optuna.pruners`` class by ``name`` with its keyword settings; null name: none."""
 
@@ -47,7 +67,9 @@ class TuningParams(Block):
     seed: NonNegativeInt = 42
     n_trials: NonNegativeInt | None = 30
     timeout: Annotated[float, Field(gt=0)] | None = None
+    # A journal's trials left RUNNING are failed by age; a database's by heartbeat.
     stale_after: Annotated[float, Field(gt=0)] = 3600.0
+    heartbeat: HeartbeatParams = HeartbeatParams()
     # Folds trained as one stacked network (engine.stacked): the same numbers, faster.
     stacked: bool = True
     # What is served as the tuned model: the chosen trial's fold networks averaged

@@ -93,7 +93,7 @@ def run_study(
         logging.getLogger(name).setLevel(logging.ERROR)
     data = {k: cv_data[k] for k in ("features", "labels", "folds")}
     print_ = studies.fingerprint(data, tuning, model, training)
-    backend = studies.open_storage(storage)
+    backend = studies.open_storage(storage, tuning.heartbeat)
     parent = mlflow.active_run()
     experiment_id = parent.info.experiment_id if parent else None
 
@@ -116,7 +116,7 @@ def run_study(
                 sampler=studies.build_sampler(tuning, parallel),
                 pruner=studies.build_pruner(tuning.pruner),
             )
-            stale = studies.fail_stale_trials(study, tuning.stale_after)
+            stale = studies.fail_stale_trials(study, tuning.stale_after, backend)
             if stale:
                 logger.warning("Trials %s were left running by a dead run: failed", stale)
             if not study.trials:
@@ -134,6 +134,7 @@ def run_study(
                 model=model,
                 training=training,
                 on_result=on_result,
+                storage=backend,
             )
             logger.info("%d trials in %.1f s", ran, time.perf_counter() - started)
         finally:

@@ -1,12 +1,33 @@
 """Where the tuning study lives, as a catalog entry: a journal file, or a database URL whose
-password stays in ``conf/local/credentials.yml`` (parameters are logged to MLflow)."""
+password stays in ``conf/local/credentials.yml`` (parameters are logged to MLflow).
+
+Also what makes either one safe to open: a journal whose last line a crash cut off is
+trimmed (after a backup), a damaged line before it is named with the way out, and a database
+URL is checked for its driver before Optuna's bare "Failed to import DB access module".
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import logging
+import os
+import shutil
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
+
+logger = logging.getLogger(__name__)
+
+
+class StudyStorageError(DatasetError):
+    """The tuning study's storage cannot be opened; the message says what to do."""
+
+
+class DamagedJournalError(StudyStorageError):
+    """A line of the tuning journal that Optuna cannot read, before its last line."""
 
 
 class OptunaStorageDataset(AbstractDataset[None, dict[str, str]]):
@@ -45,3 +66,153 @@ class OptunaStorageDataset(AbstractDataset[None, dict[str, str]]):
     def _describe(self) -> dict[str, Any]:
         # Never the URL: it may carry a password.
         return {"path": self._path, "url": "<from credentials>" if self._url else None}
+
+
+def repair_journal(path: str | Path) -> None:
+    """Makes a journal safe to resume, before Optuna reads it.
+
+    A crash while appending leaves a last line without its end. Optuna skips it when it
+    reads, but its next append is glued onto it, and from then on every read fails. So that
+    line is trimmed, under the journal's own lock (another driver may be appending), after a
+    copy of the whole file is kept beside it. A damaged line before the last one cannot be
+    trimmed without losing what follows: that stops the run, naming the line and the remedy.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    _trim_cut_off_line(path)
+    _check_lines(path)
+
+
+def _trim_cut_off_line(path: Path) -> None:
+    # Optuna's default lock for JournalFileBackend: a symlink <journal>.lock, taken around
+    # every append, so no driver is half-way through a line while this one looks.
+    from optuna.storages.journal import JournalFileSymlinkLock  # noqa: PLC0415 - heavy
+
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        with path.open("r+b") as journal:
+            size = journal.seek(0, os.SEEK_END)
+            start = _last_line_start(journal, size)
+            journal.seek(start)
+            last = journal.read()
+            if last.endswith(b"\n") and _parses(last):
+                return
+            backup = _backup_name(path)
+            shutil.copy2(path, backup)
+            journal.truncate(start)
+            journal.flush()
+            os.fsync(journal.fileno())
+    finally:
+        lock.release()
+    logger.warning(
+        "The tuning journal %s ended in a line cut off by a crash (%d bytes, trimmed); "
+        "the journal as it was is kept in %s",
+        path,
+        size - start,
+        backup,
+    )
+
+
+def _last_line_start(journal: Any, size: int, chunk: int = 1 << 16) -> int:
+    """The offset where the file's last line begins (its final byte may be its newline)."""
+    end = size - 1  # a newline there ends the last line, it does not start one
+    while end > 0:
+        begin = max(0, end - chunk)
+        journal.seek(begin)
+        found = journal.read(end - begin).rfind(b"\n")
+        if found >= 0:
+            return begin + found + 1
+        end = begin
+    return 0
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+        return False
+    return True
+
+
+def _backup_name(path: Path) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    backup = path.with_name(f"{path.name}.{stamp}.backup")
+    count = 1
+    while backup.exists():
+        count += 1
+        backup = path.with_name(f"{path.name}.{stamp}-{count}.backup")
+    return backup
+
+
+def _check_lines(path: Path) -> None:
+    """Optuna fails on any unreadable line that another follows, with a bare JSON error."""
+    with path.open("rb") as journal:
+        for number, line in enumerate(journal, start=1):
+            if not line.endswith(b"\n"):
+                return  # being appended by another driver right now
+            try:
+                json.loads(line.rstrip(b"\r\n"))
+            except ValueError as error:
+                raise DamagedJournalError(_damaged_message(path, number, error)) from None
+
+
+def _damaged_message(path: Path, number: int, error: ValueError) -> str:
+    where = f"line {number}"
+    if isinstance(error, json.JSONDecodeError):
+        where += f", column {error.colno}: {error.msg}"
+    backups = sorted(path.parent.glob(f"{path.name}.*.backup"))
+    restore = "restore a copy of the journal from before the damage" + (
+        f" (copies kept when a cut-off line was trimmed: {', '.join(str(b) for b in backups)})"
+        if backups
+        else ""
+    )
+    return (
+        f"The tuning journal {path} is damaged at {where}. Optuna reads every line of it, so "
+        "no study in it can be resumed (a new tuning.study_name alone does not help). Move "
+        f"the damaged journal aside and run again to start a new study: `mv {path} "
+        f"{path}.damaged`; or {restore}."
+    )
+
+
+def database_url(url: str) -> str:
+    """``url`` with a driver that is installed, or an error that says which to install.
+
+    A bare ``postgresql://`` means psycopg2 to SQLAlchemy before 2.1; the ``postgres`` extra
+    installs psycopg 3, so without psycopg2 the URL is read as ``postgresql+psycopg://``.
+    """
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - only a database study needs it
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError  # noqa: PLC0415
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # Never the URL itself in the message: it may carry a password.
+        raise StudyStorageError(
+            "the tuning study URL in credentials.yml is not a database URL; write "
+            "postgresql+psycopg://USER:PASSWORD@HOST:5432/DATABASE"
+        ) from None
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.drivername == "postgresql" and not importlib.util.find_spec("psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        raise StudyStorageError(
+            f"the tuning study URL {shown}: SQLAlchemy knows no database "
+            f"{parsed.drivername!r}; for PostgreSQL write postgresql+psycopg://..."
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as error:
+        install = (
+            "pip install -e '.[postgres]'"
+            if parsed.get_backend_name() == "postgresql"
+            else f"install the driver {parsed.get_driver_name()!r}"
+        )
+        raise StudyStorageError(
+            f"the tuning study URL {shown} needs the database driver "
+            f"{parsed.get_driver_name()!r}, which is not installed ({error}): {install}"
+        ) from None
+    return parsed.render_as_string(hide_password=False)

@@ -13,12 +13,14 @@ processes import it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import time
 import traceback
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,9 @@ from optuna.trial import TrialState
 from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.cv import cross_validate
 
-from .config import DaskParams, PrunerParams, TuningParams
+from .config import DaskParams, HeartbeatParams, PrunerParams, TuningParams
 from .search_space import configure, suggest
+from .storage import database_url, repair_journal
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +45,22 @@ FINGERPRINT = "fingerprint"
 DEFAULT_TRIAL = "default_configuration"
 
 
-def open_storage(storage: Mapping[str, Any]) -> Any:
-    """A journal file (``{"path": ...}``) or a database URL (``{"url": ...}``)."""
+def open_storage(storage: Mapping[str, Any], heartbeat: HeartbeatParams | None = None) -> Any:
+    """A journal file (``{"path": ...}``), repaired if a crash cut its last line, or a
+    database (``{"url": ...}``) whose trials carry Optuna's heartbeats."""
     if storage.get("url"):
-        return storage["url"]
+        heartbeat = heartbeat or HeartbeatParams()
+        with warnings.catch_warnings():
+            # heartbeat_interval is "experimental" in Optuna 5; it has been since 2.9.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                database_url(storage["url"]),
+                heartbeat_interval=heartbeat.interval,
+                grace_period=heartbeat.grace_period,
+            )
     path = Path(storage["path"])
     path.parent.mkdir(parents=True, exist_ok=True)
+    repair_journal(path)
     backend = optuna.storages.journal.JournalFileBackend(str(path))
     return optuna.storages.JournalStorage(backend)
 
@@ -98,8 +111,11 @@ def load_study(
             raise ValueError(
                 f"tuning.n_trials is 0 but the study {name!r} does not exist: nothing to refit"
             ) from error
+    # Trials before the fingerprint: a driver sets the fingerprint before it adds the first
+    # trial, so another driver starting at the same moment that sees a trial sees it too.
+    trials = study.get_trials(deepcopy=False)
     known = study.user_attrs.get(FINGERPRINT)
-    if known is None and not study.trials:
+    if known is None and not trials:
         study.set_user_attr(FINGERPRINT, print_)
     elif known != print_:
         raise ValueError(
@@ -110,23 +126,48 @@ def load_study(
     return study
 
 
-def fail_stale_trials(study: Any, stale_after: float) -> list[int]:
-    """Fails trials left RUNNING for longer than ``stale_after`` seconds (a dead driver's).
+def fail_stale_trials(study: Any, stale_after: float, storage: Any = None) -> list[int]:
+    """Fails the trials of dead drivers; returns their numbers.
 
-    By age, never by restarting: another machine sharing the study may be running its own.
+    A database storage has heartbeats: Optuna fails the trials whose driver stopped beating
+    for the grace period. A journal has none, so there a trial left RUNNING for longer than
+    ``stale_after`` seconds is failed. By heartbeat or age, never by restarting: another
+    machine sharing the study may be running its own trials.
     """
+    storage = storage if storage is not None else study._storage
+    if heartbeat_interval(storage):
+        running = _running(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        failed = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+        return sorted(running & failed)
     now = datetime.now()
     stale = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if t.datetime_start and now - t.datetime_start > timedelta(seconds=stale_after)
     ]
+    study_id = storage.get_study_id_from_name(study.study_name)
+    failed = []
     for trial in stale:
-        study._storage.set_trial_user_attr(
-            trial._trial_id, "error", "stale: its run ended before it did"
-        )
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-    return [t.number for t in stale]
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        # Its driver may have been alive after all, and have just told it.
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            storage.set_trial_user_attr(trial_id, "error", "stale: its run ended before it did")
+            study.tell(trial.number, state=TrialState.FAIL)
+            failed.append(trial.number)
+    return failed
+
+
+def heartbeat_interval(storage: Any) -> int | None:
+    """Seconds between heartbeats for a storage that has them (a database), else None."""
+    get = getattr(storage, "get_heartbeat_interval", None)
+    return get() if get is not None else None
+
+
+def _running(study: Any) -> set[int]:
+    return {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
 
 
 def build_sampler(tuning: TuningParams, parallel: bool) -> Any:
@@ -269,10 +310,13 @@ def optimize(
     model: ModelParams,
     training: TrainingParams,
     on_result: Callable[[Any, dict[str, Any]], None],
+    storage: Any = None,
 ) -> int:
     """Runs up to ``tuning.n_trials`` new trials (and/or until ``tuning.timeout``) on the
     cluster, as many at a time as it has threads; returns how many ran.
 
+    With a database ``storage`` the driver beats for its running trials while it waits for
+    their results: Optuna beats only inside ``study.optimize``, not for ask and tell.
     Ctrl-C cancels the submitted trials (a remote cluster stops working for this run) and
     records them failed; finished trials are already in the study.
     """
@@ -290,10 +334,11 @@ def optimize(
     rows = dict(data)
     pending: dict[Any, Any] = {}
     asked = 0
+    beats = _Heartbeats(study, storage, tuning.stale_after)
     try:
         while True:
             while len(pending) < slots and asked < budget and time.monotonic() < deadline:
-                trial = study.ask()
+                trial = beats.ask()
                 values = suggest(trial, tuning.search_space)
                 trial.set_user_attr("values", _jsonable(values))
                 try:
@@ -318,7 +363,13 @@ def optimize(
                 asked += 1
             if not pending:
                 return asked
-            done = distributed.wait(list(pending), return_when="FIRST_COMPLETED").done
+            try:
+                done = distributed.wait(
+                    list(pending), timeout=beats.wait(), return_when="FIRST_COMPLETED"
+                ).done
+            except TimeoutError:  # a heartbeat is due, no trial has ended
+                done = set()
+            beats.beat(pending.values())
             for future in done:
                 trial = pending.pop(future)
                 try:
@@ -329,9 +380,59 @@ def optimize(
     except BaseException:
         client.cancel(list(pending))
         for trial in pending.values():
-            trial.set_user_attr("error", "interrupted: the run stopped before the trial ended")
-            study.tell(trial, state=TrialState.FAIL)
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                trial.set_user_attr("error", "interrupted: the run stopped before the trial ended")
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         raise
+
+
+class _Heartbeats:
+    """The driver's heartbeats for its running trials, with a database storage; nothing
+    with a journal (no heartbeats there).
+
+    A trial gets its first beat when it is asked: Optuna never counts as stale a trial that
+    has none. Every ``interval`` the driver beats for the trials it waits on, and fails the
+    trials of other drivers that stopped beating, as ``study.optimize`` does.
+    """
+
+    def __init__(self, study: Any, storage: Any, stale_after: float) -> None:
+        self._study = study
+        self._storage = storage
+        self._stale_after = stale_after
+        self.interval = heartbeat_interval(storage) if storage is not None else None
+        self._study_id = storage.get_study_id_from_name(study.study_name) if self.interval else 0
+        self._ids: dict[int, int] = {}
+        self._last = time.monotonic()
+
+    def ask(self) -> Any:
+        if not self.interval:
+            return self._study.ask()
+        with warnings.catch_warnings():
+            # "Heartbeat of storage is supposed to be used with Study.optimize": this
+            # driver beats itself.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = self._study.ask()
+        self._ids[trial.number] = self._storage.get_trial_id_from_study_id_trial_number(
+            self._study_id, trial.number
+        )
+        self._storage.record_heartbeat(self._ids[trial.number])
+        return trial
+
+    def wait(self) -> float | None:
+        """Seconds until the next beat is due (None: no heartbeats, wait for a result)."""
+        if not self.interval:
+            return None
+        return max(0.0, self._last + self.interval - time.monotonic())
+
+    def beat(self, trials: Iterable[Any]) -> None:
+        if not self.interval or time.monotonic() < self._last + self.interval:
+            return
+        self._last = time.monotonic()
+        for trial in trials:
+            self._storage.record_heartbeat(self._ids[trial.number])
+        stale = fail_stale_trials(self._study, self._stale_after, self._storage)
+        if stale:
+            logger.warning("Trials %s stopped beating (their run died): failed", stale)
 
 
 def _finished_curves(study: Any) -> list[tuple[str, dict[int, float]]]:
@@ -343,6 +444,20 @@ def _finished_curves(study: Any) -> list[tuple[str, dict[int, float]]]:
 
 
 def _tell(study: Any, trial: Any, result: dict[str, Any], on_result: Callable) -> None:
+    try:
+        frozen = _record(study, trial, result)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # Failed as stale by a run that saw no heartbeat from this driver for the grace
+        # period (this driver was stalled longer than tuning.heartbeat.grace_period).
+        logger.warning(
+            "trial %d was failed as stale by another run before its result came: dropped",
+            trial.number,
+        )
+        return
+    on_result(frozen, result)
+
+
+def _record(study: Any, trial: Any, result: dict[str, Any]) -> Any:
     for epoch, value in enumerate(result.get("curve", [])):
         trial.report(value, epoch)
     attrs = (
@@ -361,10 +476,8 @@ def _tell(study: Any, trial: Any, result: dict[str, Any], on_result: Callable) -
             trial.set_user_attr(key, result[key])
     state = TrialState[result["state"]]
     if state == TrialState.COMPLETE:
-        frozen = study.tell(trial, result["mean_accuracy"])
-    else:
-        frozen = study.tell(trial, state=state)
-    on_result(frozen, result)
+        return study.tell(trial, result["mean_accuracy"])
+    return study.tell(trial, state=state)
 
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
