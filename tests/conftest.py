@@ -72,11 +72,9 @@ def model_inputs(raw_phones) -> dict[str, Any]:
             "validation_set": validation_set, "scaler": scaler}  # fmt: skip
 
 
-@pytest.fixture
-def project_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The project's configuration and raw data in a temporary folder, with its own MLflow
-    store, so that tests never touch the working copy's outputs or runs."""
-    project = tmp_path / "project"
+def copy_project(folder: Path) -> Path:
+    """The project's configuration and raw data in ``folder/project``."""
+    project = folder / "project"
     project.mkdir()
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(PROJECT_ROOT / name, project / name)
@@ -85,6 +83,14 @@ def project_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # Kedro requires a source folder; the code under test is the installed package.
     (project / "src").mkdir()
     shutil.copytree(PROJECT_ROOT / "data" / "01_raw", project / "data" / "01_raw")
+    return project
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The project's configuration and raw data in a temporary folder, with its own MLflow
+    store, so that tests never touch the working copy's outputs or runs."""
+    project = copy_project(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     yield project
     if mlflow.active_run() is not None:  # a failed run must not leak into the next test

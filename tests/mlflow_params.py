@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .conftest import FAST_TRAINING, mlflow_client, run_kedro
+from .conftest import FAST_TRAINING, mlflow_client
 
 EXPECTED = Path(__file__).parent / "data" / "mlflow_params.json"
 
@@ -42,9 +42,3 @@ def logged_params() -> dict[str, list[dict[str, str]]]:
         parent = names.get(run.data.tags.get("mlflow.parentRunId"), "")
         found.setdefault(f"{parent}/{run.info.run_name}", []).append(dict(run.data.params))
     return {key: sorted(values, key=json.dumps) for key, values in sorted(found.items())}
-
-
-def run_all(project: Path) -> dict[str, list[dict[str, str]]]:
-    for pipeline, params in RUNS:
-        run_kedro(project, pipeline, params)
-    return logged_params()

@@ -3,7 +3,6 @@ full parameter path and the rule, and MLflow still gets one param per setting.""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -11,7 +10,6 @@ import pytest
 from kedro.validation import ParameterValidationError
 
 from .conftest import mlflow_client, run_kedro
-from .mlflow_params import EXPECTED, run_all
 
 # (pipeline, --params, what the error says): a sample of bad values per block.
 BAD_VALUES = [
@@ -139,21 +137,3 @@ def test_params_on_the_command_line_are_validated(project_copy):
     assert result.returncode != 0
     assert "training.optimizer.lr: must be > 0, got -1" in result.stdout + result.stderr
     assert _written(project_copy) == []
-
-
-def test_mlflow_params_are_the_flattened_settings_as_before(project_copy):
-    """Every run's params (parent and child runs of every pipeline) hold those recorded before
-    the blocks were typed, same keys and same values, and no block is logged whole.
-
-    A pipeline that later reads more blocks logs more params, so extra keys are allowed as
-    long as they are settings, not blocks (``training`` next to ``training.epochs``).
-    """
-    expected = json.loads(EXPECTED.read_text())
-    logged = run_all(project_copy)
-    assert set(logged) == set(expected)
-    for run, runs in expected.items():
-        assert len(logged[run]) == len(runs), run
-        for before, now in zip(runs, logged[run], strict=True):
-            assert before.items() <= now.items(), run
-            blocks = {key for key in now if any(k.startswith(f"{key}.") for k in now)}
-            assert not blocks, (run, blocks)
