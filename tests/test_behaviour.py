@@ -8,9 +8,18 @@ results records again and says why in its commit.
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
-from .behaviour import RECORD, differences, record, run_lesson, run_tuning
+import optuna
+
+from .behaviour import RECORD, differences, record, run_lesson, run_tuning, tuning_blocks
+from .conftest import run_kedro
 from .mlflow_params import EXPECTED, logged_params
+from .pipelines.tuning.conftest import write_local_parameters
+
+# A tiny study's journal (tuning_blocks, 2 trials) written by the code before the reorganisation.
+STUDY_BEFORE = Path(__file__).parent / "data" / "study_before_reorganisation.journal"
 
 
 def test_every_output_and_mlflow_run_matches_the_record(project_copy):
@@ -34,3 +43,21 @@ def test_every_output_and_mlflow_run_matches_the_record(project_copy):
             assert before.items() <= now.items(), run
             blocks = {key for key in now if any(k.startswith(f"{key}.") for k in now)}
             assert not blocks, (run, blocks)
+
+
+def test_a_study_written_before_the_reorganisation_resumes(project_copy):
+    """Its fingerprint (data, folds, space, fixed blocks) is computed as it was: the run adds
+    trials to the 2 recorded instead of refusing the study as made on other data."""
+    journal = project_copy / "data/07_model_output/tuning_study.journal"
+    journal.parent.mkdir(parents=True)
+    shutil.copy(STUDY_BEFORE, journal)
+    blocks = tuning_blocks()
+    blocks["tuning"]["n_trials"] = 1
+    write_local_parameters(project_copy, blocks)
+    run_kedro(project_copy, "tuning")
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))
+    )
+    study = optuna.load_study(study_name="test", storage=storage)
+    assert [trial.number for trial in study.trials] == [0, 1, 2]
+    assert study.user_attrs["fingerprint"] == "c1197524c1d6d191"
