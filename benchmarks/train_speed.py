@@ -36,7 +36,7 @@ from neural_net_lab.engine import (
 )
 from neural_net_lab.engine.config import ColumnsParams
 from neural_net_lab.engine.data import to_tensors
-from neural_net_lab.pipelines.data_processing.nodes import (
+from neural_net_lab.phone_table import (
     DataProcessingParams,
     fit_scaler,
     split_data,

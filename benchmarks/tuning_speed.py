@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
-from neural_net_lab.pipelines.data_processing.nodes import (
+from neural_net_lab.phone_table import (
     DataProcessingParams,
     split_data,
     validate_phone_prices,

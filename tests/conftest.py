@@ -15,7 +15,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from neural_net_lab.engine.config import ColumnsParams, TrainingParams
-from neural_net_lab.pipelines.data_processing.nodes import (
+from neural_net_lab.phone_table import (
     DataProcessingParams,
     fit_scaler,
     split_data,

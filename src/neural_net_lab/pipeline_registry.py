@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from kedro.framework.project import find_pipelines
+from kedro.framework.project import find_pipelines, settings
 from kedro.pipeline import Pipeline
+from kedro.utils import find_kedro_project
 
 DEFAULT_PIPELINES = ("data_processing", "training", "evaluation")
 
@@ -32,6 +35,29 @@ def run_parameters() -> Mapping[str, Any] | None:
     if "parameters" not in _run_config:
         _run_config["parameters"] = loader["parameters"]
     return _run_config["parameters"]
+
+
+def project_parameters(project_path: Path | str | None = None) -> Mapping[str, Any] | None:
+    """The parameters pipeline code may read while pipelines are built; None without a project.
+
+    During a run they are the session's (``run_parameters``: its ``--env``, ``--conf-source``
+    and ``--params``), so no second configuration is loaded. Outside a run (``kedro viz``,
+    ``kedro registry``) or with ``project_path`` they are read with the project's own config
+    loader: ``conf/base``, then ``$KEDRO_ENV`` or ``conf/local``. The project is
+    ``project_path`` or the one around the working directory.
+    """
+    parameters = run_parameters() if project_path is None else None
+    if parameters is not None:
+        return parameters
+    project = project_path or find_kedro_project(Path.cwd())
+    if project is None:
+        return None
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(Path(project) / settings.CONF_SOURCE),
+        env=os.environ.get("KEDRO_ENV"),
+        **settings.CONFIG_LOADER_ARGS,
+    )
+    return loader["parameters"]
 
 
 def register_pipelines() -> dict[str, Pipeline]:

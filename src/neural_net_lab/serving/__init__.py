@@ -13,7 +13,7 @@ import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import mlflow
 import numpy as np
@@ -21,13 +21,24 @@ import pandas as pd
 import torch
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import AnyType, ColSpec, Schema
+from pydantic import Field
 from torch import nn
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams
+from neural_net_lab.engine.config import Block, ColumnsParams, ModelParams, PositiveInt
 from neural_net_lab.engine.ensemble import Ensemble, build_ensemble, load_ensemble, state_of
-from neural_net_lab.pipelines.data_processing.nodes import scaler_arrays
+from neural_net_lab.phone_table import scaler_arrays
 
 MODEL_CODE = Path(__file__).with_name("phone_price_classifier.py")
+
+
+class ServedModelParams(Block):
+    """How the trained network is logged as one MLflow model (``served_model``)."""
+
+    block_path: ClassVar[str] = "served_model"
+
+    name: str = Field(min_length=1)
+    registered_model_name: str | None  # None: log, do not register
+    example_rows: PositiveInt
 
 
 def network_layers(model: nn.Sequential) -> tuple[list[dict[str, torch.Tensor]], float]:

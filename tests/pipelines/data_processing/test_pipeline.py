@@ -9,7 +9,7 @@ from kedro_datasets.json import JSONDataset
 from sklearn.preprocessing import StandardScaler
 
 from neural_net_lab.engine.config import ParameterError
-from neural_net_lab.pipelines.data_processing.nodes import (
+from neural_net_lab.phone_table import (
     DataProcessingParams,
     DataValidationError,
     fit_scaler,

@@ -7,8 +7,8 @@ import pytest
 
 from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.fit import fit_classifier
+from neural_net_lab.linear_baseline import EvaluationParams
 from neural_net_lab.pipelines.evaluation.nodes import (
-    EvaluationParams,
     combine_metrics,
     plot_training_curves,
     predict_test_set,

@@ -14,7 +14,8 @@ import torch
 from neural_net_lab.engine.config import ColumnsParams, ModelParams
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.seeding import seed_everything
-from neural_net_lab.pipelines.training.nodes import ServedModelParams, log_served_model
+from neural_net_lab.pipelines.training.nodes import log_served_model
+from neural_net_lab.serving import ServedModelParams
 from tests.conftest import PROJECT_ROOT
 
 PHONES_TO_PRICE = PROJECT_ROOT / "data" / "01_raw" / "phones_to_price.csv"

@@ -10,7 +10,7 @@ import pytest
 from torch import nn
 
 from neural_net_lab.data_generation.phone_prices import sample_phone_features
-from neural_net_lab.pipelines.data_processing.nodes import DataValidationError
+from neural_net_lab.phone_table import DataValidationError
 from neural_net_lab.pipelines.inference.nodes import price_phones, validate_phones_to_price
 from neural_net_lab.serving import network_layers
 

@@ -15,7 +15,7 @@ from kedro_datasets_experimental.pytorch import PyTorchDataset
 
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.hooks import MissingInputError
-from neural_net_lab.pipelines.data_processing.nodes import DataValidationError
+from neural_net_lab.phone_table import DataValidationError
 from tests.conftest import FAST_TRAINING, mlflow_client, run_kedro
 
 from .conftest import assert_same_predictions, reference_predictions

@@ -27,7 +27,7 @@ from neural_net_lab.pipelines.optimizers.params import (
     TrajectoriesParams,
 )
 from neural_net_lab.pipelines.optimizers.pipeline import SHIPPED_VARIANTS
-from neural_net_lab.pipelines.training.pipeline import variant_names
+from neural_net_lab.variants import variant_names
 from tests.conftest import FAST_TRAINING, PROJECT_ROOT, mlflow_client, run_kedro
 
 PARAMS = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_optimizers.yml").read_text())

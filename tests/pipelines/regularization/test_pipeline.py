@@ -11,7 +11,7 @@ from kedro.config import OmegaConfigLoader
 from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.pipelines.regularization.nodes import plan_variants
 from neural_net_lab.pipelines.regularization.pipeline import EXPERIMENT, SHIPPED_VARIANTS
-from neural_net_lab.pipelines.training.pipeline import variant_names
+from neural_net_lab.variants import variant_names
 from tests.conftest import FAST_TRAINING, PROJECT_ROOT, mlflow_client, run_kedro
 
 

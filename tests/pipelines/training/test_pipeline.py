@@ -8,7 +8,7 @@ import pytest
 
 from neural_net_lab.engine.config import ModelParams, ParameterError, TrainingParams
 from neural_net_lab.pipelines.training.nodes import history_to_mlflow, split_validation, train_model
-from neural_net_lab.pipelines.training.pipeline import variant_names
+from neural_net_lab.variants import variant_names
 from tests.conftest import PROJECT_ROOT
 
 MODEL = ModelParams(input_dim=20, hidden_dims=[16], n_classes=4)

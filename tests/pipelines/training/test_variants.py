@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from neural_net_lab.engine.config import ModelParams, ParameterError, TrainingParams
-from neural_net_lab.pipelines.training.nodes import check_variant_blocks, train_variant
-from neural_net_lab.pipelines.training.pipeline import variant_pipeline
+from neural_net_lab.variants import check_variant_blocks, train_variant, variant_pipeline
 from tests.conftest import PROJECT_ROOT
 
 OPTIMIZERS = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_optimizers.yml").read_text())[

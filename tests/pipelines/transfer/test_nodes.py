@@ -16,7 +16,7 @@ from neural_net_lab.engine.config import ModelParams, ParameterError, TrainingPa
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.optim import build_optimizer
-from neural_net_lab.pipelines.data_processing.nodes import standardize
+from neural_net_lab.phone_table import standardize
 from neural_net_lab.pipelines.transfer.nodes import (
     build_target_network,
     draw_learning_curve,

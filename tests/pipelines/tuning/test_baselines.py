@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from neural_net_lab.engine.config import ModelParams, TrainingParams
-from neural_net_lab.pipelines.data_processing.nodes import (
+from neural_net_lab.phone_table import (
     DataProcessingParams,
     split_data,
     validate_phone_prices,

@@ -30,7 +30,7 @@ from neural_net_lab.engine.manual_grad import ManualMLPGradient
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.optim import build_optimizer
 from neural_net_lab.engine.seeding import seed_everything
-from neural_net_lab.pipelines.data_processing.nodes import check_feature_table
+from neural_net_lab.phone_table import check_feature_table
 
 from .params import BackpropParams, FiniteDifference, MlpCheck
 

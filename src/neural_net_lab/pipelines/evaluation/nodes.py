@@ -2,56 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (
-    ConfusionMatrixDisplay,
-    accuracy_score,
-    classification_report,
-    confusion_matrix,
-    precision_recall_fscore_support,
-)
+from sklearn.metrics import ConfusionMatrixDisplay, classification_report, confusion_matrix
 
-from neural_net_lab.engine.config import (
-    Block,
-    ColumnsParams,
-    ModelParams,
-    PositiveFloat,
-    PositiveInt,
-)
+from neural_net_lab.engine.config import ColumnsParams, ModelParams
 from neural_net_lab.engine.data import predict_logits, to_tensors
 from neural_net_lab.engine.model import load_mlp
+from neural_net_lab.linear_baseline import classification_scores, score_logistic_baseline
 
-
-class BaselineParams(Block):
-    """scikit-learn ``LogisticRegression`` settings for the linear reference."""
-
-    C: PositiveFloat = 1.0
-    max_iter: PositiveInt = 100
-
-
-class EvaluationParams(Block):
-    """The evaluation pipeline's settings (``evaluation``)."""
-
-    block_path: ClassVar[str] = "evaluation"
-
-    baseline: BaselineParams
-
-
-def _scores(labels: np.ndarray, predicted: np.ndarray, prefix: str) -> dict[str, float]:
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        labels, predicted, average="macro", zero_division=0
-    )
-    return {
-        f"{prefix}test_accuracy": float(accuracy_score(labels, predicted)),
-        f"{prefix}test_precision_macro": float(precision),
-        f"{prefix}test_recall_macro": float(recall),
-        f"{prefix}test_f1_macro": float(f1),
-    }
+__all__ = [  # score_logistic_baseline is a node of this pipeline too
+    "combine_metrics",
+    "plot_training_curves",
+    "predict_test_set",
+    "score_logistic_baseline",
+    "score_network",
+]
 
 
 def predict_test_set(
@@ -80,17 +49,7 @@ def score_network(
     axis.set_xlabel("predicted price_range")
     axis.set_ylabel("true price_range")
     figure.tight_layout()
-    return _scores(labels, predicted, ""), report, figure
-
-
-def score_logistic_baseline(
-    fit_set: pd.DataFrame, test_set: pd.DataFrame, columns: ColumnsParams, params: EvaluationParams
-) -> dict[str, float]:
-    """LogisticRegression trained on the network's training rows, scored on the test rows."""
-    baseline = LogisticRegression(**params.baseline.model_dump())
-    baseline.fit(fit_set[columns.features], fit_set[columns.target])
-    predicted = baseline.predict(test_set[columns.features])
-    return _scores(test_set[columns.target].to_numpy(), predicted, "baseline_")
+    return classification_scores(labels, predicted, ""), report, figure
 
 
 def combine_metrics(

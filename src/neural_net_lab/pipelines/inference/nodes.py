@@ -12,7 +12,7 @@ import torch
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams
 from neural_net_lab.engine.ensemble import Ensemble
-from neural_net_lab.pipelines.data_processing.nodes import DataValidationError, check_feature_table
+from neural_net_lab.phone_table import DataValidationError, check_feature_table
 from neural_net_lab.serving import scaled_network
 
 logger = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ fold ensemble or its refit, as tuned_parameters.yml's ``final`` says).
 
 from kedro.pipeline import Node, Pipeline
 
-from neural_net_lab.pipelines.tuning.switch import inference_network
 from neural_net_lab.serving import tuned_classifier
 
+from .network_choice import inference_network
 from .nodes import price_phones, price_phones_with, validate_phones_to_price
 
 

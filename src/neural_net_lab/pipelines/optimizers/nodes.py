@@ -19,9 +19,9 @@ from neural_net_lab.engine.config import (
     TrainingParams,
     VariantParams,
 )
-from neural_net_lab.pipelines.data_processing.nodes import check_feature_table
-from neural_net_lab.pipelines.training.nodes import check_variant_blocks
+from neural_net_lab.phone_table import check_feature_table
 from neural_net_lab.reporting import markdown_table, plot_histories, results_table
+from neural_net_lab.variants import check_variant_blocks
 
 from .params import (
     EwaParams,

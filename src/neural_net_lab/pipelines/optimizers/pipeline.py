@@ -11,7 +11,7 @@ from kedro.pipeline import Node, Pipeline
 
 from neural_net_lab.pipelines.data_processing.pipeline import create_pipeline as data_processing
 from neural_net_lab.pipelines.training.pipeline import create_pipeline as training
-from neural_net_lab.pipelines.training.pipeline import variant_names, variant_pipeline
+from neural_net_lab.variants import variant_names, variant_pipeline
 
 from .nodes import (
     average_temperatures,

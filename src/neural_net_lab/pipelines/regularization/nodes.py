@@ -17,8 +17,8 @@ from torch import nn
 
 from neural_net_lab.engine.config import ModelParams, TrainingParams, VariantParams, as_params
 from neural_net_lab.engine.tracking import flatten_params
-from neural_net_lab.pipelines.training.nodes import check_variant_blocks
 from neural_net_lab.reporting import markdown_table, plot_histories, results_table
+from neural_net_lab.variants import check_variant_blocks
 
 from .params import DropoutDemoParams, RegularizationReportParams
 

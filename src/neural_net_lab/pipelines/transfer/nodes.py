@@ -31,7 +31,7 @@ from neural_net_lab.engine.optim import build_optimizer
 from neural_net_lab.engine.seeding import seed_everything
 from neural_net_lab.engine.tracking import child_run, log_history_and_metrics
 from neural_net_lab.engine.training import train
-from neural_net_lab.pipelines.data_processing.nodes import split_data, validate_phone_prices
+from neural_net_lab.phone_table import split_data, validate_phone_prices
 from neural_net_lab.reporting import markdown_table
 
 from .params import StrategyParams, TransferParams

@@ -14,8 +14,8 @@ from neural_net_lab.engine.config import (
     TrainingOverrides,
     setting_error,
 )
-from neural_net_lab.pipelines.data_processing.nodes import DataProcessingParams
-from neural_net_lab.pipelines.evaluation.nodes import BaselineParams
+from neural_net_lab.linear_baseline import LogisticBaselineParams
+from neural_net_lab.phone_table import DataProcessingParams
 
 # One pipeline instance per name, each reading its block transfer.strategies.<name>. Kedro
 # builds pipelines before it reads parameters, so a new strategy needs its name here too.
@@ -53,7 +53,7 @@ class TransferParams(Block):
     target: TargetParams
     learning_curve: LearningCurveParams
     training: TrainingOverrides | None = None  # type: ignore[valid-type]
-    baseline: BaselineParams
+    baseline: LogisticBaselineParams
     strategies: dict[str, StrategyParams]
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
-from neural_net_lab.pipelines.data_processing.nodes import standardize
+from neural_net_lab.phone_table import standardize
 
 from .nodes import (
     draw_learning_curve,

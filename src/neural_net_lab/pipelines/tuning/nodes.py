@@ -25,9 +25,13 @@ from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingPar
 from neural_net_lab.engine.cv import cross_validate
 from neural_net_lab.engine.ensemble import Ensemble, build_ensemble, load_ensemble, state_of
 from neural_net_lab.engine.fit import fit_classifier
-from neural_net_lab.pipelines.evaluation.nodes import EvaluationParams
-from neural_net_lab.pipelines.training.nodes import ServedModelParams
-from neural_net_lab.serving import log_phone_price_classifier, scaled_network, tuned_classifier
+from neural_net_lab.linear_baseline import EvaluationParams
+from neural_net_lab.serving import (
+    ServedModelParams,
+    log_phone_price_classifier,
+    scaled_network,
+    tuned_classifier,
+)
 
 from . import reports
 from .baselines import check_baselines
