@@ -10,8 +10,7 @@ from kedro.io import DatasetError
 from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 from mlflow.entities import Metric
 
-# MLflow's REST and SQL stores accept at most this many metrics in one log_batch call.
-_BATCH = 1000
+from neural_net_lab.engine.tracking import log_batch
 
 
 class MetricsHistoryDataset(MlflowMetricsHistoryDataset):
@@ -37,6 +36,4 @@ class MetricsHistoryDataset(MlflowMetricsHistoryDataset):
             run_id = None
         if run_id is None:  # as the parent: log into the active run, opening one if needed
             run_id = (mlflow.active_run() or mlflow.start_run()).info.run_id
-        client = mlflow.MlflowClient()
-        for start in range(0, len(metrics), _BATCH):
-            client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
+        log_batch(run_id, metrics=metrics)

@@ -4,14 +4,40 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import mlflow
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Param, RunTag
 
 logger = logging.getLogger(__name__)
+
+# MLflow's REST and SQL stores take at most 1000 metrics and 100 params in one log_batch call.
+_METRICS_PER_BATCH = 1000
+_PARAMS_PER_BATCH = 100
+
+
+def log_batch(
+    run_id: str,
+    metrics: Sequence[Metric] = (),
+    params: Sequence[Param] = (),
+    tags: Sequence[RunTag] = (),
+) -> None:
+    """Logs any number of metrics, params and tags into a run in as few calls as MLflow allows."""
+    client = mlflow.MlflowClient()
+    calls = max(
+        1,
+        -(-len(metrics) // _METRICS_PER_BATCH),
+        -(-len(params) // _PARAMS_PER_BATCH),
+    )
+    for call in range(calls):
+        client.log_batch(
+            run_id,
+            metrics=metrics[call * _METRICS_PER_BATCH : (call + 1) * _METRICS_PER_BATCH],
+            params=params[call * _PARAMS_PER_BATCH : (call + 1) * _PARAMS_PER_BATCH],
+            tags=tags if call == 0 else (),
+        )
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -72,6 +98,4 @@ def log_history_and_metrics(
     entries += [
         Metric(key, float(value), now, 0) for key, value in metrics.items() if key not in history
     ]
-    client = mlflow.MlflowClient()
-    for start in range(0, len(entries), 1000):  # log_batch takes 1000 metrics at most
-        client.log_batch(run_id, metrics=entries[start : start + 1000])
+    log_batch(run_id, metrics=entries)

@@ -6,7 +6,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import torch
@@ -29,7 +28,7 @@ from neural_net_lab.engine.fit import split_accuracy
 from neural_net_lab.engine.model import load_mlp, mlp_from_params
 from neural_net_lab.engine.optim import build_optimizer
 from neural_net_lab.engine.seeding import seed_everything
-from neural_net_lab.engine.tracking import child_run, log_history_and_metrics
+from neural_net_lab.engine.tracking import child_run, log_batch, log_history_and_metrics
 from neural_net_lab.engine.training import train
 from neural_net_lab.phone_table import split_data, validate_phone_prices
 from neural_net_lab.reporting import markdown_table
@@ -258,7 +257,7 @@ def run_strategy(  # noqa: PLR0917 - Kedro passes a node's inputs by position
                 for rows, row in curve.iterrows()
                 for key in ("test_accuracy", "training_seconds")
             ]
-            mlflow.MlflowClient().log_batch(run_id, metrics=curve_metrics)
+            log_batch(run_id, metrics=curve_metrics)
     result = {
         "name": settings.name,
         "strategy": settings.dump(),

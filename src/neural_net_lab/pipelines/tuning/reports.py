@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib import pyplot as plt
 from mlflow.entities import Metric, Param, RunTag
 
-from neural_net_lab.engine.tracking import flatten_params
+from neural_net_lab.engine.tracking import flatten_params, log_batch
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +119,10 @@ def log_trial_run(trial: Any, parent_run_id: str, experiment_id: str) -> str:
         Metric("mean_val_accuracy", float(v), end, int(step))
         for step, v in trial.intermediate_values.items()
     ]
-    client.log_batch(
+    log_batch(
         run.info.run_id,
-        metrics=metrics[:1000],
-        params=params[:100],
+        metrics=metrics,
+        params=params,
         tags=[RunTag("optuna.study", str(attrs.get("study", "")))],
     )
     client.set_terminated(
