@@ -28,10 +28,12 @@ import pandas as pd
 import pytest
 import torch
 from kedro.config import OmegaConfigLoader
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
 from kedro.io import DatasetError
 from kedro_datasets.json import JSONDataset
 
-from neural_net_lab.datasets import AtomicDataset
+from neural_net_lab.datasets import AtomicDataset, AtomicSavesCatalog
 from neural_net_lab.datasets.atomic import (
     partial_name,
     remove_abandoned_partials,
@@ -376,3 +378,25 @@ def test_remote_versioned_and_pathless_entries_are_left_alone():
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_context_catalog_of_notebooks_saves_atomically_too(project_copy):
+    """``kedro ipython`` / notebooks use ``context.catalog``, which Kedro builds as a plain
+    ``DataCatalog`` unless the project's context says otherwise; ``kedro catalog`` reads it."""
+    bootstrap_project(project_copy)
+    with KedroSession.create(project_path=project_copy) as session:
+        catalog = session.load_context().catalog
+        assert isinstance(catalog, AtomicSavesCatalog)
+        assert isinstance(catalog.get("scaler"), AtomicDataset)
+        catalog.save("scaler", {"features": ["ram"], "mean": [1.0], "scale": [2.0]})
+        assert catalog.load("scaler")["mean"] == [1.0]
+    listed = subprocess.run(
+        [sys.executable, "-m", "kedro", "catalog", "describe-datasets", "-p", "training"],
+        cwd=project_copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert "phone_price_model" in listed.stdout

@@ -12,6 +12,7 @@ from pathlib import Path
 from kedro.utils import find_kedro_project
 from omegaconf.resolvers import oc
 
+from neural_net_lab.context import ProjectContext
 from neural_net_lab.datasets.atomic import AtomicSavesCatalog
 from neural_net_lab.hooks import InputFileHooks, RunConfigHooks, RunStateHooks
 from neural_net_lab.mlflow_params import TypedParamsForMlflow
@@ -83,6 +84,8 @@ def _project_root() -> str:
 # Every catalog entry that writes a local file replaces it atomically, and an input file that
 # does not load names the pipeline that rewrites it (docs/concurrency.md).
 DATA_CATALOG_CLASS = AtomicSavesCatalog
+# ... the context's own catalog too (notebooks, `kedro ipython`, `kedro catalog`).
+CONTEXT_CLASS = ProjectContext
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -28,6 +28,7 @@ import stat
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from kedro.framework.context import CatalogCommandsMixin
 from kedro.io import AbstractDataset, DataCatalog, DatasetError
 from kedro.io.core import get_protocol_and_path
 
@@ -139,10 +140,11 @@ class AtomicDataset(AbstractDataset):
         return AbstractDataset.from_config(str(path), {**self._config, "filepath": str(path)})
 
 
-class AtomicSavesCatalog(DataCatalog):
+class AtomicSavesCatalog(DataCatalog, CatalogCommandsMixin):
     """Kedro's ``DataCatalog``, where every entry that writes a local file is replaced
     atomically (``wrap_local_files``), and an input file that does not load stops the run with
-    a ``DamagedInputError`` naming the pipeline that rewrites it."""
+    a ``DamagedInputError`` naming the pipeline that rewrites it. With the commands that
+    ``kedro catalog`` calls on the context's catalog (``CatalogCommandsMixin``)."""
 
     @classmethod
     def from_config(
