@@ -12,7 +12,7 @@ import pytest
 
 from neural_net_lab.datasets import DamagedInputError
 
-from .conftest import FAST_TRAINING, PROJECT_ROOT, run_kedro
+from .conftest import FAST_TRAINING, copy_project, run_kedro
 
 
 def _truncate(path: Path) -> None:
@@ -30,14 +30,7 @@ def _text(path: Path) -> None:
 @pytest.fixture(scope="module")
 def trained_project(tmp_path_factory) -> Path:
     """A project copy after one default run (data_processing, training, evaluation)."""
-    project = tmp_path_factory.mktemp("trained") / "project"
-    project.mkdir()
-    for name in ("pyproject.toml", ".telemetry"):
-        shutil.copy(PROJECT_ROOT / name, project / name)
-    shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
-    (project / "conf" / "local").mkdir()
-    (project / "src").mkdir()
-    shutil.copytree(PROJECT_ROOT / "data" / "01_raw", project / "data" / "01_raw")
+    project = copy_project(tmp_path_factory.mktemp("trained"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project.parent / 'mlflow.db'}")
         run_kedro(project, params=FAST_TRAINING)
