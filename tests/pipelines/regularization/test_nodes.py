@@ -29,7 +29,7 @@ from neural_net_lab.pipelines.regularization.params import (
     DropoutDemoParams,
     RegularizationReportParams,
 )
-from neural_net_lab.pipelines.training.nodes import train_variant
+from neural_net_lab.variants import train_variant
 
 DEMO = DropoutDemoParams(seed=0, shape=[5, 6], low=1, high=10, p=0.5)
 REPORT = RegularizationReportParams(near_zero_threshold=1e-3)
