@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
+from neural_net_lab.pipelines.tuning import executor
 from neural_net_lab.pipelines.tuning import study as studies
 from neural_net_lab.pipelines.tuning.config import TuningParams
 from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study
@@ -237,7 +238,7 @@ def test_a_worker_killed_mid_study_does_not_lose_the_budget(train_split, tmp_pat
     blocks = tiny_blocks(n_trials=6)
     blocks["training"]["epochs"] = 20  # trials long enough to be killed while running
     killed = []
-    optimize = studies.optimize
+    optimize = executor.optimize
 
     def optimize_then_kill(study, client, **kwargs):
         on_result = kwargs.pop("on_result")
@@ -253,7 +254,7 @@ def test_a_worker_killed_mid_study_does_not_lose_the_budget(train_split, tmp_pat
 
         return optimize(study, client, on_result=kill_once, **kwargs)
 
-    monkeypatch.setattr(studies, "optimize", optimize_then_kill)
+    monkeypatch.setattr(executor, "optimize", optimize_then_kill)
     trials = _trials(train_split, tmp_path, blocks)
     assert killed
     assert len(trials) == 6

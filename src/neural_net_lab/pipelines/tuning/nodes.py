@@ -90,6 +90,7 @@ def run_study(
     """
     import optuna  # noqa: PLC0415 - only the tuning pipeline pays for optuna and distributed
 
+    from . import executor  # noqa: PLC0415 - same reason
     from . import study as studies  # noqa: PLC0415 - same reason
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -109,7 +110,7 @@ def run_study(
     if tuning.n_trials == 0:
         study = studies.load_study(backend, tuning, print_, create=False)
     else:
-        client, cluster = studies.connect(tuning.dask)
+        client, cluster = executor.connect(tuning.dask)
         try:
             parallel = sum(client.nthreads().values()) > 1
             study = studies.load_study(
@@ -130,7 +131,7 @@ def run_study(
             if client.dashboard_link and (tuning.dask.address or tuning.dask.dashboard_address):
                 logger.info("Dask dashboard: %s", client.dashboard_link)
             started = time.perf_counter()
-            ran = studies.optimize(
+            ran = executor.optimize(
                 study,
                 client,
                 data=data,
