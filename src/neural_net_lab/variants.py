@@ -18,16 +18,10 @@ from typing import Any
 import pandas as pd
 from kedro.pipeline import Node, Pipeline
 
-from neural_net_lab.engine.config import (
-    ColumnsParams,
-    ModelParams,
-    ParameterError,
-    TrainingParams,
-    VariantParams,
-    as_params,
-    with_overrides,
-)
+from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams, as_params
+from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.fit import fit_classifier, split_accuracy
+from neural_net_lab.engine.overrides import VariantParams, with_overrides
 from neural_net_lab.engine.tracking import child_run, log_history_and_metrics
 from neural_net_lab.pipeline_registry import project_parameters
 

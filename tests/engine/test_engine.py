@@ -13,9 +13,10 @@ from neural_net_lab.engine import (
     load_mlp,
     seed_everything,
 )
-from neural_net_lab.engine.config import ParameterError, merge
+from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.engine.model import mlp_from_params
+from neural_net_lab.engine.overrides import merge
 
 MODEL = {"input_dim": 20, "hidden_dims": [128, 256], "n_classes": 4}
 

@@ -15,7 +15,8 @@ import yaml
 from kedro.validation import ParameterValidationError
 from torch.nn import functional as F
 
-from neural_net_lab.engine.config import ModelParams, ParameterError
+from neural_net_lab.engine.config import ModelParams
+from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.model import build_mlp
 from neural_net_lab.pipelines.backprop import nodes
 from neural_net_lab.pipelines.backprop.params import (

@@ -8,7 +8,7 @@ import pytest
 from kedro_datasets.json import JSONDataset
 from sklearn.preprocessing import StandardScaler
 
-from neural_net_lab.engine.config import ParameterError
+from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.phone_table import (
     DataProcessingParams,
     DataValidationError,

@@ -11,7 +11,8 @@ import torch
 import yaml
 from kedro.validation import ParameterValidationError
 
-from neural_net_lab.engine.config import ModelParams, ParameterError, TrainingParams
+from neural_net_lab.engine.config import ModelParams, TrainingParams
+from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.pipelines.optimizers.nodes import (
     average_temperatures,
     check_variants,

@@ -11,8 +11,9 @@ import torch
 from torch.nn import functional as F
 
 from neural_net_lab.engine.augmentation import build_augmentation
-from neural_net_lab.engine.config import ModelParams, ParameterError, TrainingParams
+from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.data import predict_logits
+from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.model import build_mlp
 from neural_net_lab.engine.training import evaluate, train
 from neural_net_lab.pipelines.regularization.nodes import (

@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from neural_net_lab.engine.config import ModelParams, ParameterError, TrainingParams
+from neural_net_lab.engine.config import ModelParams, TrainingParams
+from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.pipelines.training.nodes import history_to_mlflow, split_validation, train_model
 from neural_net_lab.variants import variant_names
 from tests.conftest import PROJECT_ROOT

@@ -8,7 +8,8 @@ import copy
 import pytest
 import yaml
 
-from neural_net_lab.engine.config import ModelParams, ParameterError, TrainingParams
+from neural_net_lab.engine.config import ModelParams, TrainingParams
+from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.variants import check_variant_blocks, train_variant, variant_pipeline
 from tests.conftest import PROJECT_ROOT
 

@@ -12,7 +12,8 @@ import torch
 import yaml
 
 from neural_net_lab.data_generation import generate_new_market
-from neural_net_lab.engine.config import ModelParams, ParameterError, TrainingParams
+from neural_net_lab.engine.config import ModelParams, TrainingParams
+from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.optim import build_optimizer

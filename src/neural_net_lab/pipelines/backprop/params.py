@@ -6,13 +6,8 @@ from typing import Annotated, ClassVar, NewType
 
 from pydantic import Field, StrictInt, model_validator
 
-from neural_net_lab.engine.config import (
-    Block,
-    Number,
-    PositiveFloat,
-    PositiveInt,
-    setting_error,
-)
+from neural_net_lab.engine.config import Block, Number, PositiveFloat, PositiveInt
+from neural_net_lab.engine.errors import setting_error
 
 Vector = Annotated[list[Number], Field(min_length=1)]
 

@@ -12,13 +12,8 @@ import pandas as pd
 import torch
 from matplotlib import pyplot as plt
 
-from neural_net_lab.engine.config import (
-    ColumnsParams,
-    ModelParams,
-    OptimizerParams,
-    TrainingParams,
-    VariantParams,
-)
+from neural_net_lab.engine.config import ColumnsParams, ModelParams, OptimizerParams, TrainingParams
+from neural_net_lab.engine.overrides import VariantParams
 from neural_net_lab.phone_table import check_feature_table
 from neural_net_lab.reporting import markdown_table, plot_histories, results_table
 from neural_net_lab.variants import check_variant_blocks

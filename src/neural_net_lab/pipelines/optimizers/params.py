@@ -1,5 +1,5 @@
 """Typed parameter blocks of the optimizers pipeline (its variants are
-``engine.config.VariantParams``)."""
+``engine.overrides.VariantParams``)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from neural_net_lab.engine.config import (
     NonNegativeInt,
     Number,
     OptimizerParams,
-    PathErrors,
     PositiveFloat,
     PositiveInt,
     Share,
 )
+from neural_net_lab.engine.errors import PathErrors
 
 Pair = Annotated[list[Number], Field(min_length=2, max_length=2)]
 

@@ -15,7 +15,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from neural_net_lab.engine.config import ModelParams, TrainingParams, VariantParams, as_params
+from neural_net_lab.engine.config import ModelParams, TrainingParams, as_params
+from neural_net_lab.engine.overrides import VariantParams
 from neural_net_lab.engine.tracking import flatten_params
 from neural_net_lab.reporting import markdown_table, plot_histories, results_table
 from neural_net_lab.variants import check_variant_blocks

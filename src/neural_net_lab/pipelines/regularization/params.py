@@ -1,5 +1,5 @@
 """Typed parameter blocks of the regularization experiment (its variants are
-``engine.config.VariantParams``)."""
+``engine.overrides.VariantParams``)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from neural_net_lab.engine.config import (
-    Block,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    Share,
-    setting_error,
-)
+from neural_net_lab.engine.config import Block, NonNegativeInt, PositiveFloat, PositiveInt, Share
+from neural_net_lab.engine.errors import setting_error
 
 
 class RegularizationReportParams(Block):

@@ -16,17 +16,13 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from neural_net_lab.engine.augmentation import build_augmentation
-from neural_net_lab.engine.config import (
-    ColumnsParams,
-    ModelParams,
-    ParameterError,
-    TrainingParams,
-    with_overrides,
-)
+from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
 from neural_net_lab.engine.data import to_tensors
+from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.fit import split_accuracy
 from neural_net_lab.engine.model import load_mlp, mlp_from_params
 from neural_net_lab.engine.optim import build_optimizer
+from neural_net_lab.engine.overrides import with_overrides
 from neural_net_lab.engine.seeding import seed_everything
 from neural_net_lab.engine.tracking import child_run, log_batch, log_history_and_metrics
 from neural_net_lab.engine.training import train

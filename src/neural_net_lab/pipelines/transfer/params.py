@@ -6,14 +6,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, StrictInt, model_validator
 
-from neural_net_lab.engine.config import (
-    Block,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    TrainingOverrides,
-    setting_error,
-)
+from neural_net_lab.engine.config import Block, NonNegativeInt, PositiveFloat, PositiveInt
+from neural_net_lab.engine.errors import setting_error
+from neural_net_lab.engine.overrides import TrainingOverrides
 from neural_net_lab.linear_baseline import LogisticBaselineParams
 from neural_net_lab.phone_table import DataProcessingParams
 

@@ -37,13 +37,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from neural_net_lab.engine.config import (
-    Block,
-    NonNegativeInt,
-    ParameterError,
-    PositiveInt,
-    setting_error,
-)
+from neural_net_lab.engine.config import Block, NonNegativeInt, PositiveInt
+from neural_net_lab.engine.errors import ParameterError, setting_error
 from neural_net_lab.engine.tracking import child_run, log_history_and_metrics
 
 from .search_space import Dimension, suggest

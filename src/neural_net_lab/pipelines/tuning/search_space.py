@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from pydantic import StrictBool, ValidationError, model_validator
 
-from neural_net_lab.engine.config import Block, ModelParams, TrainingParams, merge
+from neural_net_lab.engine.config import Block, ModelParams, TrainingParams
+from neural_net_lab.engine.overrides import merge
 
 _PRIMITIVE = (type(None), bool, int, float, str)
 _NONZERO = ":nonzero"  # suffix of the switch that turns an or_zero penalty on
