@@ -14,7 +14,7 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from neural_net_lab.engine.config import ColumnsParams, TrainingParams
+from neural_net_lab.engine.config import ColumnsParams, ModelParams, OptimizerParams, TrainingParams
 from neural_net_lab.phone_table import (
     DataProcessingParams,
     fit_scaler,
@@ -51,13 +51,30 @@ def column_params() -> ColumnsParams:
 
 
 @pytest.fixture(scope="session")
+def small_model() -> ModelParams:
+    """A network that trains on the phone table in a second. A test that needs other widths
+    says so with ``small_model.model_copy(update={"hidden_dims": [128, 256]})``."""
+    return ModelParams(input_dim=20, hidden_dims=[16], n_classes=4)
+
+
+@pytest.fixture(scope="session")
+def small_training() -> TrainingParams:
+    """Two quiet epochs of Adam. A test that needs another seed or length overrides it the
+    same way (``small_training.model_copy(update={"epochs": 3})``)."""
+    adam = OptimizerParams(name="Adam", lr=0.003)
+    return TrainingParams(
+        seed=0, epochs=2, batch_size=16, validation_share=0.1, optimizer=adam, progress=False
+    )
+
+
+@pytest.fixture(scope="session")
 def raw_phones() -> pd.DataFrame:
     """The shipped phone table."""
     return pd.read_csv(PROJECT_ROOT / "data" / "01_raw" / "phone_prices.csv")
 
 
 @pytest.fixture(scope="session")
-def model_inputs(raw_phones) -> dict[str, Any]:
+def model_inputs(raw_phones, small_training) -> dict[str, Any]:
     """Standardized splits of the shipped table, made by the data_processing nodes, and the
     scaler's parameters as fit_scaler returns them (what the catalog persists as JSON)."""
     params = DataProcessingParams(train_share=0.8, random_state=66, min_rows_per_class=10)
@@ -66,7 +83,8 @@ def model_inputs(raw_phones) -> dict[str, Any]:
     train, test = split_data(validated, columns, params)
     scaler = fit_scaler(train, columns)
     train_set, test_set = standardize(train, scaler, columns), standardize(test, scaler, columns)
-    training = TrainingParams(seed=42, epochs=1, batch_size=16, optimizer={"name": "Adam"})
+    # Seed 42: the validation rows every node test was written against.
+    training = small_training.model_copy(update={"seed": 42})
     fit_set, validation_set = split_validation(train_set, columns, training)
     return {"train_set": train_set, "test_set": test_set, "fit_set": fit_set,
             "validation_set": validation_set, "scaler": scaler}  # fmt: skip

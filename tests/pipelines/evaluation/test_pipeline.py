@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.linear_baseline import EvaluationParams
 from neural_net_lab.pipelines.evaluation.nodes import (
@@ -16,17 +15,6 @@ from neural_net_lab.pipelines.evaluation.nodes import (
     score_network,
 )
 
-MODEL = ModelParams(input_dim=20, hidden_dims=[32], n_classes=4)
-TRAINING = TrainingParams.model_validate(
-    {
-        "seed": 0,
-        "epochs": 3,
-        "batch_size": 16,
-        "optimizer": {"name": "Adam", "lr": 0.003},
-        "progress": False,
-    }
-)
-
 
 @pytest.fixture(scope="module")
 def columns(column_params):
@@ -35,16 +23,20 @@ def columns(column_params):
 
 
 @pytest.fixture(scope="module")
-def trained(model_inputs, columns):
+def trained(model_inputs, columns, small_model, small_training):
     model, history, seconds = fit_classifier(
-        model_inputs["fit_set"], model_inputs["validation_set"], MODEL, TRAINING, columns
+        model_inputs["fit_set"],
+        model_inputs["validation_set"],
+        small_model,
+        small_training,
+        columns,
     )
     return model.state_dict(), {**history, "seconds": [seconds]}
 
 
-def test_network_scores_match_sklearn_definitions(trained, model_inputs, columns):
+def test_network_scores_match_sklearn_definitions(trained, model_inputs, columns, small_model):
     state, _ = trained
-    predicted = predict_test_set(state, model_inputs["test_set"], MODEL, columns)
+    predicted = predict_test_set(state, model_inputs["test_set"], small_model, columns)
     labels = model_inputs["test_set"].price_range.to_numpy()
     metrics, report, figure = score_network(predicted, model_inputs["test_set"], columns)
     assert metrics["test_accuracy"] == pytest.approx(np.mean(predicted == labels))

@@ -6,41 +6,36 @@ import shutil
 
 import pytest
 
-from neural_net_lab.engine.config import ModelParams, TrainingParams
+from neural_net_lab.engine.config import TrainingParams
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.pipelines.training.nodes import history_to_mlflow, split_validation, train_model
 from neural_net_lab.variants import variant_names
 from tests.conftest import PROJECT_ROOT
 
-MODEL = ModelParams(input_dim=20, hidden_dims=[16], n_classes=4)
-SETTINGS = {
-    "seed": 3,
-    "epochs": 3,
-    "batch_size": 16,
-    "validation_share": 0.1,
-    "optimizer": {"name": "Adam", "lr": 0.001},
-    "progress": False,
-}
-TRAINING = TrainingParams.model_validate(SETTINGS)
-NO_VALIDATION = TrainingParams.model_validate({**SETTINGS, "validation_share": 0})
 
-
-def test_validation_share_is_stratified_and_zero_turns_it_off(model_inputs, column_params):
-    fit_set, validation_set = split_validation(model_inputs["train_set"], column_params, TRAINING)
+def test_validation_share_is_stratified_and_zero_turns_it_off(
+    model_inputs, column_params, small_training
+):
+    train_set = model_inputs["train_set"]
+    fit_set, validation_set = split_validation(train_set, column_params, small_training)
     assert (len(fit_set), len(validation_set)) == (1440, 160)
     assert validation_set.price_range.value_counts().unique().tolist() == [40]
-    fit_all, none = split_validation(model_inputs["train_set"], column_params, NO_VALIDATION)
+    no_validation = small_training.model_copy(update={"validation_share": 0})
+    fit_all, none = split_validation(train_set, column_params, no_validation)
     assert len(fit_all) == 1600 and len(none) == 0
 
 
-def test_bad_validation_share_is_named():
+def test_bad_validation_share_is_named(small_training):
     with pytest.raises(ParameterError, match=r"^training.validation_share: must be < 1, got 1$"):
-        TrainingParams.model_validate({**SETTINGS, "validation_share": 1})
+        TrainingParams.model_validate({**small_training.dump(), "validation_share": 1})
 
 
-def test_train_model_history_has_one_value_per_epoch(model_inputs, column_params):
+def test_train_model_history_has_one_value_per_epoch(
+    model_inputs, column_params, small_model, small_training
+):
     tables = model_inputs["fit_set"], model_inputs["validation_set"]
-    _, history = train_model(*tables, MODEL, TRAINING, column_params)
+    three_epochs = small_training.model_copy(update={"epochs": 3})
+    _, history = train_model(*tables, small_model, three_epochs, column_params)
     assert {len(history[k]) for k in ("train_loss", "val_loss", "val_accuracy")} == {3}
     metrics = history_to_mlflow(history)
     assert set(metrics) == {"train_loss", "val_loss", "val_accuracy"}
@@ -48,9 +43,10 @@ def test_train_model_history_has_one_value_per_epoch(model_inputs, column_params
     assert metrics["train_loss"][2]["value"] == history["train_loss"][2]
 
 
-def test_training_without_validation(model_inputs, column_params):
-    fit_all, none = split_validation(model_inputs["train_set"], column_params, NO_VALIDATION)
-    _, history = train_model(fit_all, none, MODEL, TRAINING, column_params)
+def test_training_without_validation(model_inputs, column_params, small_model, small_training):
+    no_validation = small_training.model_copy(update={"validation_share": 0})
+    fit_all, none = split_validation(model_inputs["train_set"], column_params, no_validation)
+    _, history = train_model(fit_all, none, small_model, small_training, column_params)
     assert set(history) == {"train_loss", "seconds"}
 
 

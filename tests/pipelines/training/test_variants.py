@@ -19,17 +19,6 @@ OPTIMIZERS = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_optimizers.yml
 DEFAULTS = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_training.yml").read_text())
 DEFAULT_MODEL = ModelParams.model_validate(DEFAULTS["model"])
 DEFAULT_TRAINING = TrainingParams.model_validate(DEFAULTS["training"])
-MODEL = ModelParams(input_dim=20, hidden_dims=[16], n_classes=4)
-TRAINING = TrainingParams.model_validate(
-    {
-        "seed": 0,
-        "epochs": 2,
-        "batch_size": 16,
-        "validation_share": 0.1,
-        "optimizer": {"name": "Adam", "lr": 0.003},
-        "progress": False,
-    }
-)
 
 
 def _shipped_optimizers_with(path: str, value):
@@ -132,14 +121,14 @@ def test_a_bad_optimizer_block_is_named(path, value, message):
         ({"x": {"name": "y"}, "z": {"name": "y"}}, r"regularization\.z\.name: 'y' is already"),
     ],
 )
-def test_a_bad_regularization_block_is_named(variants, message):
+def test_a_bad_regularization_block_is_named(variants, message, small_model, small_training):
     with pytest.raises(ValueError, match=message):
-        check_variant_blocks("regularization", variants, MODEL, TRAINING)
+        check_variant_blocks("regularization", variants, small_model, small_training)
 
 
-def test_an_experiment_without_blocks_is_refused():
+def test_an_experiment_without_blocks_is_refused(small_model, small_training):
     with pytest.raises(ValueError, match=r"parameters 'regularization' must hold one block"):
-        check_variant_blocks("regularization", {}, MODEL, TRAINING)
+        check_variant_blocks("regularization", {}, small_model, small_training)
 
 
 def test_blocks_give_each_run_name_its_merged_settings():
@@ -153,17 +142,20 @@ def test_blocks_give_each_run_name_its_merged_settings():
         assert training_cfg.epochs == DEFAULTS["training"]["epochs"]
 
 
-def test_train_variant_names_its_parameter_block_before_training(model_inputs, column_params):
+def test_train_variant_names_its_parameter_block_before_training(
+    model_inputs, column_params, small_model, small_training
+):
     tables = (model_inputs["fit_set"], model_inputs["validation_set"], model_inputs["test_set"])
+    blocks = small_model, small_training
     bad = {"name": "x", "lambda": 1}
     with pytest.raises(ParameterError, match=r"^variant\.lambda: unknown setting"):
-        train_variant(*tables, MODEL, TRAINING, bad, column_params)
+        train_variant(*tables, *blocks, bad, column_params)
     with pytest.raises(ParameterError, match=r"^regularization\.x\.lambda: unknown setting"):
-        train_variant(*tables, MODEL, TRAINING, bad, column_params, where="regularization.x")
+        train_variant(*tables, *blocks, bad, column_params, where="regularization.x")
     # The template's node passes its block's path: `--nodes` runs skip the experiment's check.
     (node,) = variant_pipeline("demo", "a").nodes
     assert node.name == "demo.a.train_variant"
     assert node.func.__name__ == "train_variant"
     block = {"name": "a", "training": {"optimizer": {"nesterov": True}}}
     with pytest.raises(ParameterError, match=r"^demo\.a\.training\.optimizer\.nesterov: Adam has"):
-        node.func(*tables, MODEL, TRAINING, block, column_params)
+        node.func(*tables, *blocks, block, column_params)
