@@ -8,15 +8,14 @@ import torch
 from sklearn.preprocessing import StandardScaler
 
 from neural_net_lab.engine import build_mlp, build_optimizer, seed_everything, train
-from neural_net_lab.engine.config import ModelParams, TrainingParams
+from neural_net_lab.engine.config import ModelParams, OptimizerParams, TrainingParams
 from neural_net_lab.engine.cv import cross_validate
 
-MODEL = ModelParams(input_dim=20, hidden_dims=[16, 8], n_classes=4)
 
-
-def _training(**changes) -> TrainingParams:
-    base = {"seed": 5, "epochs": 3, "batch_size": 32, "optimizer": {"name": "Adam", "lr": 0.01}}
-    return TrainingParams.model_validate(base | changes)
+@pytest.fixture(scope="module")
+def training(small_training):
+    """Three epochs: a stop after the second is then a stop before the end."""
+    return small_training.model_copy(update={"epochs": 3})
 
 
 def _plain_training(features, labels, fold, seed, *, model: ModelParams, training: TrainingParams):
@@ -46,16 +45,20 @@ def _plain_training(features, labels, fold, seed, *, model: ModelParams, trainin
 
 
 @pytest.mark.parametrize("gradients", ["manual", "autograd"])
-def test_each_fold_equals_a_plain_training_of_that_fold(fold_table, gradients):
+def test_each_fold_equals_a_plain_training_of_that_fold(
+    fold_table, gradients, small_model, training
+):
     """Lockstep folds, each with its own scaler and seed, give the plain histories (with
     dropout, whose autograd masks come from the global RNG). Bitwise on the development CPU;
     asserted to float rounding, as another BLAS may order a sum differently."""
     features, labels, folds = fold_table
-    model = MODEL.model_copy(update={"dropout": 0.2})
-    training = _training(gradients=gradients)
+    model = small_model.model_copy(update={"dropout": 0.2})
+    training = training.model_copy(update={"gradients": gradients})
     result = cross_validate(features, labels, folds, model, training)
     for f, fold in enumerate(folds):
-        plain = _plain_training(features, labels, fold, 5 + f, model=model, training=training)
+        plain = _plain_training(
+            features, labels, fold, training.seed + f, model=model, training=training
+        )
         assert result.histories[f].keys() == plain.keys()
         for key, values in plain.items():
             assert result.histories[f][key] == pytest.approx(values, rel=1e-5), (f, key)
@@ -65,7 +68,7 @@ def test_each_fold_equals_a_plain_training_of_that_fold(fold_table, gradients):
     assert (result.epochs_run, result.stopped) == (3, False)
 
 
-def test_on_epoch_sees_the_fold_mean_and_can_stop_every_fold(fold_table):
+def test_on_epoch_sees_the_fold_mean_and_can_stop_every_fold(fold_table, small_model, training):
     features, labels, folds = fold_table
     seen = []
 
@@ -73,7 +76,7 @@ def test_on_epoch_sees_the_fold_mean_and_can_stop_every_fold(fold_table):
         seen.append((epoch, mean_accuracy))
         return epoch == 1
 
-    result = cross_validate(features, labels, folds, MODEL, _training(), on_epoch=on_epoch)
+    result = cross_validate(features, labels, folds, small_model, training, on_epoch=on_epoch)
     assert [e for e, _ in seen] == [0, 1]
     for epoch, mean in seen:
         assert mean == pytest.approx(np.mean([h["val_accuracy"][epoch] for h in result.histories]))
@@ -81,14 +84,14 @@ def test_on_epoch_sees_the_fold_mean_and_can_stop_every_fold(fold_table):
     assert all(len(h["train_loss"]) == 2 for h in result.histories)
 
 
-def test_a_diverging_loss_is_an_error_naming_the_fold(fold_table):
+def test_a_diverging_loss_is_an_error_naming_the_fold(fold_table, small_model, training):
     features, labels, folds = fold_table
-    training = _training(optimizer={"name": "SGD", "lr": 1e12})
+    diverging = training.model_copy(update={"optimizer": OptimizerParams(name="SGD", lr=1e12)})
     with pytest.raises(FloatingPointError, match=r"fold 0: the training loss is (nan|inf)"):
-        cross_validate(features, labels, folds, MODEL, training)
+        cross_validate(features, labels, folds, small_model, diverging)
 
 
-def test_one_fold_is_refused(fold_table):
+def test_one_fold_is_refused(fold_table, small_model, training):
     features, labels, folds = fold_table
     with pytest.raises(ValueError, match="at least 2 folds, got 1"):
-        cross_validate(features, labels, folds[:1], MODEL, _training())
+        cross_validate(features, labels, folds[:1], small_model, training)

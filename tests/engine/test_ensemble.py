@@ -7,31 +7,33 @@ import pytest
 import torch
 from sklearn.preprocessing import StandardScaler
 
-from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.cv import cross_validate
 from neural_net_lab.engine.ensemble import build_ensemble, load_ensemble
 from neural_net_lab.engine.model import load_mlp
 
-MODEL = ModelParams(input_dim=20, hidden_dims=[16, 8], n_classes=4)
-TRAINING = TrainingParams(
-    seed=5, epochs=3, batch_size=32, optimizer={"name": "Adam", "lr": 0.01}, progress=False
-)
+
+@pytest.fixture(scope="module")
+def training(small_training):
+    """Seed 5: the members' seeds asserted below count from it."""
+    return small_training.model_copy(update={"seed": 5})
 
 
 @pytest.fixture(scope="module")
-def kept(fold_table):
-    return cross_validate(*fold_table, MODEL, TRAINING, seeds_per_fold=2, keep_networks=True)
+def kept(fold_table, small_model, training):
+    return cross_validate(*fold_table, small_model, training, seeds_per_fold=2, keep_networks=True)
 
 
-def test_the_ensemble_is_the_mean_of_its_members_each_with_its_own_scaler(fold_table, kept):
+def test_the_ensemble_is_the_mean_of_its_members_each_with_its_own_scaler(
+    fold_table, kept, small_model
+):
     features, _, folds = fold_table
-    ensemble = build_ensemble([(m.mean, m.scale, m.state_dict) for m in kept.members], MODEL)
+    ensemble = build_ensemble([(m.mean, m.scale, m.state_dict) for m in kept.members], small_model)
     by_hand = []
     for member in kept.members:
         # Each member's own fold scaler, refitted here from its fold's training rows.
         scaler = StandardScaler().fit(features[folds[member.fold][0]])
         scaled = torch.from_numpy(scaler.transform(features).astype(np.float32))
-        network = load_mlp(member.state_dict, MODEL).eval()
+        network = load_mlp(member.state_dict, small_model).eval()
         with torch.no_grad():
             by_hand.append(torch.softmax(network(scaled), dim=1).double().numpy())
     assert ensemble.probabilities(features) == pytest.approx(np.mean(by_hand, axis=0), abs=1e-12)
@@ -39,19 +41,23 @@ def test_the_ensemble_is_the_mean_of_its_members_each_with_its_own_scaler(fold_t
     assert not np.allclose(kept.members[0].mean, kept.members[2].mean)
 
 
-def test_a_saved_ensemble_loads_back_with_weights_only(fold_table, kept, tmp_path):
+def test_a_saved_ensemble_loads_back_with_weights_only(fold_table, kept, tmp_path, small_model):
     features = fold_table[0]
-    ensemble = build_ensemble([(m.mean, m.scale, m.state_dict) for m in kept.members], MODEL)
+    ensemble = build_ensemble([(m.mean, m.scale, m.state_dict) for m in kept.members], small_model)
     torch.save(ensemble.state_dict(), tmp_path / "ensemble.pt")
-    loaded = load_ensemble(torch.load(tmp_path / "ensemble.pt", weights_only=True), MODEL)
+    loaded = load_ensemble(torch.load(tmp_path / "ensemble.pt", weights_only=True), small_model)
     assert len(loaded) == 6
     assert np.array_equal(loaded.probabilities(features), ensemble.probabilities(features))
     with pytest.raises(ValueError, match="does not fit the network"):
-        load_ensemble(ensemble.state_dict(), MODEL.model_copy(update={"hidden_dims": [16]}))
+        load_ensemble(
+            ensemble.state_dict(), small_model.model_copy(update={"hidden_dims": [16, 8]})
+        )
 
 
-def test_seed_zero_of_each_fold_is_the_plain_cross_validation(fold_table, kept):
-    plain = cross_validate(*fold_table, MODEL, TRAINING)
+def test_seed_zero_of_each_fold_is_the_plain_cross_validation(
+    fold_table, kept, small_model, training
+):
+    plain = cross_validate(*fold_table, small_model, training)
     assert kept.val_accuracy == plain.val_accuracy
     assert kept.histories == plain.histories
     assert [(m.fold, m.seed) for m in kept.members] == [
@@ -66,9 +72,11 @@ def test_seed_zero_of_each_fold_is_the_plain_cross_validation(fold_table, kept):
     assert plain.members == []  # networks only when asked for
 
 
-def test_kept_networks_are_the_same_stacked_or_one_after_another(fold_table, kept):
+def test_kept_networks_are_the_same_stacked_or_one_after_another(
+    fold_table, kept, small_model, training
+):
     alone = cross_validate(
-        *fold_table, MODEL, TRAINING, seeds_per_fold=2, keep_networks=True, stacked=False
+        *fold_table, small_model, training, seeds_per_fold=2, keep_networks=True, stacked=False
     )
     for a, b in zip(kept.members, alone.members, strict=True):
         assert (a.fold, a.seed) == (b.fold, b.seed)

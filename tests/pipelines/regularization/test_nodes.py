@@ -11,7 +11,6 @@ import torch
 from torch.nn import functional as F
 
 from neural_net_lab.engine.augmentation import build_augmentation
-from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.data import predict_logits
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.model import build_mlp
@@ -188,17 +187,6 @@ def test_augmentation_perturbs_training_batches_only(gradients):
     assert torch.equal(predict_logits(model, validation[0]), predict_logits(model, validation[0]))
 
 
-MODEL = ModelParams(input_dim=20, hidden_dims=[16], n_classes=4)
-TRAINING = TrainingParams.model_validate(
-    {
-        "seed": 0,
-        "epochs": 2,
-        "batch_size": 16,
-        "validation_share": 0.1,
-        "optimizer": {"name": "Adam", "lr": 0.003},
-        "progress": False,
-    }
-)
 VARIANTS = {"none": {"name": "none"}, "l1": {"name": "l1", "training": {"l1_lambda": 0.01}}}
 
 
@@ -217,21 +205,23 @@ VARIANTS = {"none": {"name": "none"}, "l1": {"name": "l1", "training": {"l1_lamb
         ({}, "'regularization' must hold one block per variant"),
     ],
 )
-def test_bad_variant_blocks_are_named_before_training(variants, message):
+def test_bad_variant_blocks_are_named_before_training(
+    variants, message, small_model, small_training
+):
     with pytest.raises(ValueError, match=message):
-        plan_variants(MODEL, TRAINING, variants)
+        plan_variants(small_model, small_training, variants)
 
 
 @pytest.fixture(scope="module")
-def results(model_inputs, column_params):
-    plan = plan_variants(MODEL, TRAINING, VARIANTS)
+def results(model_inputs, column_params, small_model, small_training):
+    plan = plan_variants(small_model, small_training, VARIANTS)
     return plan, [
         train_variant(
             model_inputs["fit_set"],
             model_inputs["validation_set"],
             model_inputs["test_set"],
-            MODEL,
-            TRAINING,
+            small_model,
+            small_training,
             block,
             column_params,
         )

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from neural_net_lab.data_generation import generate_new_market
-from neural_net_lab.engine.config import ModelParams, TrainingParams
+from neural_net_lab.engine.config import OptimizerParams
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.engine.model import mlp_from_params
@@ -30,26 +30,26 @@ from neural_net_lab.pipelines.transfer.nodes import (
 from neural_net_lab.pipelines.transfer.params import StrategyParams, TransferParams
 from tests.conftest import PROJECT_ROOT
 
-MODEL = ModelParams(input_dim=20, hidden_dims=[128, 256], n_classes=4)
 SHIPPED = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_transfer.yml").read_text())
 TRANSFER = TransferParams.model_validate(SHIPPED["transfer"])
-SETTINGS = {
-    "seed": 42,
-    "epochs": 3,
-    "batch_size": 16,
-    "validation_share": 0.1,
-    "optimizer": {"name": "Adam", "lr": 0.001},
-    "progress": False,
-}
-TRAINING = TrainingParams.model_validate(SETTINGS)
 FREEZE = StrategyParams(name="freeze", init="pretrained", freeze=True)
 FINETUNE = StrategyParams(name="finetune", init="pretrained", hidden_lr_factor=0.1)
 SCRATCH = StrategyParams(name="scratch", init="random")
 HEAD = "4."  # Linear, LeakyReLU, Linear, LeakyReLU, head
 
 
-def _training(**changes) -> TrainingParams:
-    return TrainingParams.model_validate({**SETTINGS, **changes})
+@pytest.fixture(scope="module")
+def architecture(small_model):
+    """The shipped widths: the shapes in the assertions below name them."""
+    return small_model.model_copy(update={"hidden_dims": [128, 256]})
+
+
+@pytest.fixture(scope="module")
+def training(small_training):
+    """Seed 42 and Adam at 1e-3 for three epochs: the seeds and step sizes the tests below
+    work out."""
+    adam = OptimizerParams(name="Adam", lr=0.001)
+    return small_training.model_copy(update={"seed": 42, "epochs": 3, "optimizer": adam})
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +58,12 @@ def columns(column_params):
 
 
 @pytest.fixture(scope="module")
-def source_state(model_inputs, columns) -> dict[str, torch.Tensor]:
+def source_state(model_inputs, columns, architecture, training) -> dict[str, torch.Tensor]:
     """A source network trained for a few epochs on the shipped phone table."""
     tables = model_inputs["fit_set"], model_inputs["validation_set"]
-    model, _, _ = fit_classifier(*tables, MODEL, _training(epochs=2), columns)
+    model, _, _ = fit_classifier(
+        *tables, architecture, training.model_copy(update={"epochs": 2}), columns
+    )
     return model.state_dict()
 
 
@@ -97,43 +99,43 @@ def test_new_market_has_three_balanced_tiers_and_another_price_relation(raw_phon
     assert not generate_new_market(seed=8).equals(new)
 
 
-def test_source_model_loses_its_head(source_state, columns):
-    pretrained = prepare_source_model(source_state, MODEL, columns)
+def test_source_model_loses_its_head(source_state, columns, architecture):
+    pretrained = prepare_source_model(source_state, architecture, columns)
     assert sorted(pretrained) == ["0.bias", "0.weight", "2.bias", "2.weight"]
     for key, value in pretrained.items():
         assert torch.equal(value, source_state[key])
 
 
-def test_source_model_of_another_input_width_is_refused(columns):
-    narrow = MODEL.model_copy(update={"input_dim": 12})
+def test_source_model_of_another_input_width_is_refused(columns, architecture):
+    narrow = architecture.model_copy(update={"input_dim": 12})
     state = mlp_from_params(narrow).state_dict()
     with pytest.raises(ValueError, match=r"takes 12 input features .* has 20 feature columns"):
         prepare_source_model(state, narrow, columns)
     # The parameters describe 20 inputs, the saved weights take 12: load_mlp names the shape.
     with pytest.raises(ValueError, match=r"0\.weight: saved \(128, 12\) vs model \(128, 20\)"):
-        prepare_source_model(state, MODEL, columns)
+        prepare_source_model(state, architecture, columns)
 
 
-def test_source_model_of_another_architecture_is_refused(columns):
-    state = mlp_from_params(MODEL.model_copy(update={"hidden_dims": [64]})).state_dict()
+def test_source_model_of_another_architecture_is_refused(columns, architecture):
+    state = mlp_from_params(architecture.model_copy(update={"hidden_dims": [64]})).state_dict()
     with pytest.raises(
         ValueError, match=r"missing \['4\.bias', '4\.weight'\].*2\.weight: saved \(4, 64\)"
     ):
-        prepare_source_model(state, MODEL, columns)
+        prepare_source_model(state, architecture, columns)
 
 
 def test_freezing_keeps_pretrained_weights_bit_identical_and_trains_the_head(
-    source_state, new_market, columns, target_columns
+    source_state, new_market, columns, target_columns, architecture, training
 ):
-    pretrained = prepare_source_model(source_state, MODEL, columns)
+    pretrained = prepare_source_model(source_state, architecture, columns)
     torch.manual_seed(42)  # fit_strategy seeds with training.seed before drawing the head
-    before = build_target_network(pretrained, MODEL, 3, FREEZE).state_dict()
+    before = build_target_network(pretrained, architecture, 3, FREEZE).state_dict()
     head_before = {k: v for k, v in before.items() if k.startswith(HEAD)}
     model, history, _ = fit_strategy(
         new_market["train"],
         pretrained,
-        model=MODEL,
-        training=TRAINING,
+        model=architecture,
+        training=training,
         strategy=FREEZE,
         columns=target_columns,
         seed=42,
@@ -149,25 +151,30 @@ def test_freezing_keeps_pretrained_weights_bit_identical_and_trains_the_head(
 
 
 def test_finetuning_moves_pretrained_layers_and_scratch_ignores_them(
-    source_state, new_market, columns, target_columns
+    source_state, new_market, columns, target_columns, architecture, training
 ):
-    pretrained = prepare_source_model(source_state, MODEL, columns)
-    fit = dict(model=MODEL, training=_training(epochs=1), columns=target_columns, seed=42)
+    pretrained = prepare_source_model(source_state, architecture, columns)
+    fit = dict(
+        model=architecture,
+        training=training.model_copy(update={"epochs": 1}),
+        columns=target_columns,
+        seed=42,
+    )
     tuned = fit_strategy(new_market["train"], pretrained, strategy=FINETUNE, **fit)[0].state_dict()
     assert all(not torch.equal(tuned[k], v) for k, v in pretrained.items() if k.endswith("weight"))
     # 19 Adam steps at the hidden layers' lr 1e-4 move no weight by more than a few 1e-3.
     assert max((tuned[k] - v).abs().max().item() for k, v in pretrained.items()) < 0.01
-    scratch = build_target_network(pretrained, MODEL, 3, SCRATCH).state_dict()
+    scratch = build_target_network(pretrained, architecture, 3, SCRATCH).state_dict()
     assert all(
         not torch.equal(scratch[k], v) for k, v in pretrained.items() if k.endswith("weight")
     )
 
 
 def test_parameter_groups_carry_their_learning_rates(
-    source_state, new_market, columns, target_columns
+    source_state, new_market, columns, target_columns, architecture, training
 ):
-    pretrained = prepare_source_model(source_state, MODEL, columns)
-    model = build_target_network(pretrained, MODEL, 3, FINETUNE)
+    pretrained = prepare_source_model(source_state, architecture, columns)
+    model = build_target_network(pretrained, architecture, 3, FINETUNE)
     optimizer = build_optimizer(parameter_groups(model, 0.01, 0.1), {"name": "Adam", "lr": 0.01})
     hidden, head = optimizer.param_groups
     assert hidden["lr"] == pytest.approx(0.001) and head["lr"] == 0.01
@@ -176,26 +183,28 @@ def test_parameter_groups_carry_their_learning_rates(
     assert {id(p) for p in head["params"]} == {id(parameters[HEAD + k]) for k in ("weight", "bias")}
 
     # One full-batch SGD step through the training loop: each update is -lr × gradient of its group.
-    sgd = _training(optimizer={"name": "SGD", "lr": 0.5}, epochs=1, batch_size=10_000)
+    sgd = training.model_copy(
+        update={"optimizer": OptimizerParams(name="SGD", lr=0.5), "epochs": 1, "batch_size": 10_000}
+    )
     model, _, _ = fit_strategy(
         new_market["train"],
         pretrained,
-        model=MODEL,
+        model=architecture,
         training=sgd,
         strategy=FINETUNE,
         columns=target_columns,
         seed=42,
     )
     torch.manual_seed(42)
-    start = build_target_network(pretrained, MODEL, 3, FINETUNE).state_dict()
+    start = build_target_network(pretrained, architecture, 3, FINETUNE).state_dict()
     for name, parameter in model.named_parameters():
         lr = 0.5 if name.startswith(HEAD) else 0.05
         torch.testing.assert_close(parameter.detach() - start[name], -lr * parameter.grad)
 
 
-def test_freezing_leaves_frozen_layers_out_of_the_optimizer(source_state, columns):
+def test_freezing_leaves_frozen_layers_out_of_the_optimizer(source_state, columns, architecture):
     model = build_target_network(
-        prepare_source_model(source_state, MODEL, columns), MODEL, 3, FREEZE
+        prepare_source_model(source_state, architecture, columns), architecture, 3, FREEZE
     )
     (head,) = parameter_groups(model, 0.01, 0.1)
     assert [p.shape for p in head["params"]] == [(3, 256), (3,)]
