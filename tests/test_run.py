@@ -7,6 +7,7 @@ import json
 import torch
 from kedro_datasets_experimental.pytorch import PyTorchDataset
 
+from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.model import load_mlp
 
 from .conftest import FAST_TRAINING, mlflow_client, run_kedro
@@ -42,5 +43,5 @@ def test_default_pipeline_tracks_run_and_saves_loadable_model(project_copy):
     state = PyTorchDataset(
         filepath=str(project_copy / "data/06_models/phone_price_model.pt")
     ).load()
-    model = load_mlp(state, {"input_dim": 20, "hidden_dims": [128, 256], "n_classes": 4})
+    model = load_mlp(state, ModelParams(input_dim=20, hidden_dims=[128, 256], n_classes=4))
     assert model(torch.zeros(1, 20)).shape == (1, 4)

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from kedro.pipeline import Node, Pipeline
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams, as_params
+from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.fit import fit_classifier, split_accuracy
 from neural_net_lab.engine.overrides import VariantParams, with_overrides
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 def check_variant_block(
-    variant: VariantParams | Mapping[str, Any],
+    variant: VariantParams,
     model: ModelParams,
     training: TrainingParams,
     where: str = "variant",
@@ -40,7 +40,6 @@ def check_variant_block(
     Each part was typed before the run; what only the merge can show (an optimizer setting
     that the default optimizer does not take) is checked here, naming ``<where>.training``.
     """
-    variant = as_params(VariantParams.at(where), variant)
     return (
         variant.name,
         with_overrides(model, variant.model, f"{where}.model"),
@@ -50,13 +49,15 @@ def check_variant_block(
 
 def check_variant_blocks(
     experiment: str,
-    variants: Mapping[str, VariantParams | Mapping[str, Any]],
+    variants: Mapping[str, Any],
     model: ModelParams,
     training: TrainingParams,
 ) -> dict[str, tuple[ModelParams, TrainingParams]]:
     """Checks every block under ``experiment``; returns run name → (model, training) blocks.
 
-    Run before any training, so that a bad merge stops the run before the first epoch.
+    Run before any training, so that a bad merge stops the run before the first epoch. The
+    experiment's blocks arrive as the parameters hold them (Kedro types a node input only
+    when it is one block), so each is typed here, naming ``<experiment>.<key>``.
     """
     if not isinstance(variants, Mapping) or not variants:
         raise ParameterError(
@@ -68,7 +69,8 @@ def check_variant_blocks(
     keys: dict[str, str] = {}
     for key, block in variants.items():
         where = f"{experiment}.{key}"
-        name, model_cfg, training_cfg = check_variant_block(block, model, training, where)
+        variant = VariantParams.at(where).model_validate(block)
+        name, model_cfg, training_cfg = check_variant_block(variant, model, training, where)
         if name in keys:
             raise ParameterError(
                 f"{where}.name: {name!r} is already the name of {experiment}.{keys[name]}"

@@ -13,12 +13,12 @@ from neural_net_lab.engine import (
     load_mlp,
     seed_everything,
 )
+from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.fit import fit_classifier
-from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.overrides import merge
 
-MODEL = {"input_dim": 20, "hidden_dims": [128, 256], "n_classes": 4}
+MODEL = ModelParams(input_dim=20, hidden_dims=[128, 256], n_classes=4)
 
 
 def test_default_architecture_has_no_softmax_and_kaiming_scale():
@@ -40,14 +40,14 @@ def test_default_architecture_has_no_softmax_and_kaiming_scale():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({**MODEL, "hidden_dims": [128, 0]}, r"model.hidden_dims\[1\]: must be >= 1, got 0"),
-        ({**MODEL, "dropout": 1.0}, r"model.dropout: must be < 1, got 1.0"),
-        ({**MODEL, "width": 3}, r"model.width: unknown setting \(a typo\?\)"),
+        ({**MODEL.dump(), "hidden_dims": [128, 0]}, r"model.hidden_dims\[1\]: must be >= 1, got 0"),
+        ({**MODEL.dump(), "dropout": 1.0}, r"model.dropout: must be < 1, got 1.0"),
+        ({**MODEL.dump(), "width": 3}, r"model.width: unknown setting \(a typo\?\)"),
     ],
 )
 def test_bad_model_parameters_are_named(params, message):
     with pytest.raises(ParameterError, match=message):
-        mlp_from_params(params)
+        ModelParams.model_validate(params)
 
 
 def test_load_mlp_names_architecture_mismatch():
@@ -109,17 +109,21 @@ def test_hand_derived_gradients_match_autograd(frozen_first_layer):
             assert param.grad is None
 
 
-def test_training_loss_decreases_and_is_reproducible(model_inputs, columns):
-    training = {
-        "seed": 7,
-        "epochs": 5,
-        "batch_size": 16,
-        "validation_share": 0.1,
-        "optimizer": {"name": "Adam", "lr": 0.001},
-        "progress": False,
-    }
+def test_training_loss_decreases_and_is_reproducible(model_inputs, column_params):
+    training = TrainingParams.model_validate(
+        {
+            "seed": 7,
+            "epochs": 5,
+            "batch_size": 16,
+            "validation_share": 0.1,
+            "optimizer": {"name": "Adam", "lr": 0.001},
+            "progress": False,
+        }
+    )
     fit_set, validation_set = model_inputs["fit_set"], model_inputs["validation_set"]
-    runs = [fit_classifier(fit_set, validation_set, MODEL, training, columns) for _ in range(2)]
+    runs = [
+        fit_classifier(fit_set, validation_set, MODEL, training, column_params) for _ in range(2)
+    ]
     (model_a, history_a, _), (model_b, history_b, _) = runs
     assert history_a["train_loss"][-1] < 0.5 * history_a["train_loss"][0]
     assert history_a["val_accuracy"][-1] > 0.7
@@ -137,14 +141,7 @@ def test_merge_replaces_optimizer_block_when_the_name_changes():
     assert merge(base, {"optimizer": {"lr": 0.01}})["optimizer"]["betas"] == [0.9, 0.999]
 
 
-def test_bad_training_parameter_is_named(model_inputs, columns):
-    training = {
-        "seed": 1,
-        "epochs": 0,
-        "batch_size": 16,
-        "optimizer": {"name": "Adam", "lr": 0.001},
-    }
+def test_bad_training_parameter_is_named():
+    training = {"seed": 1, "epochs": 0, "batch_size": 16, "optimizer": {"name": "Adam"}}
     with pytest.raises(ParameterError, match="training.epochs: must be >= 1, got 0"):
-        fit_classifier(
-            model_inputs["fit_set"], model_inputs["validation_set"], MODEL, training, columns
-        )
+        TrainingParams.model_validate(training)

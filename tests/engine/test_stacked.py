@@ -72,7 +72,6 @@ def _alone(member: Member, model: ModelParams, training: TrainingParams, gradien
     optimizer = build_optimizer(
         network.parameters(), {"name": training.optimizer.name, **training.optimizer.settings()}
     )
-    augmentation = training.augmentation
     history = train(
         network,
         optimizer,
@@ -85,7 +84,7 @@ def _alone(member: Member, model: ModelParams, training: TrainingParams, gradien
         if member.val_features is None
         else (member.val_features, member.val_labels),
         l1_lambda=training.l1_lambda,
-        augmentation=build_augmentation(augmentation.model_dump() if augmentation else None),
+        augmentation=build_augmentation(training.augmentation),
         gradients=gradients,
         progress=False,
     )

@@ -18,10 +18,11 @@ from torch import nn
 
 from neural_net_lab.engine import build_mlp, build_optimizer, seed_everything, train
 from neural_net_lab.engine.augmentation import build_augmentation
+from neural_net_lab.engine.config import AugmentationParams
 from neural_net_lab.engine.stacked import StackingUnsupported
 
 LOGGER = "neural_net_lab.engine.training"
-NOISE = {"name": "gaussian_noise", "std": 0.1}
+NOISE = AugmentationParams(name="gaussian_noise", std=0.1)
 # name: (optimizer, build_mlp settings, train settings)
 CASES = {
     # The optimizers experiment and the tuning search space.

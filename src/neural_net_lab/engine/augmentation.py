@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import torch
 
-from .config import AugmentationParams, as_params
+from .config import AugmentationParams
 
 # (batch features, generator) -> augmented batch features; applied to training batches only.
 Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -22,10 +21,6 @@ def gaussian_noise(std: float) -> Augmentation:
     return augment
 
 
-def build_augmentation(
-    config: AugmentationParams | Mapping[str, Any] | None,
-) -> Augmentation | None:
+def build_augmentation(config: AugmentationParams | None) -> Augmentation | None:
     """``None`` → no augmentation; a ``gaussian_noise`` block → that transform."""
-    if config is None:
-        return None
-    return gaussian_noise(as_params(AugmentationParams, config).std)
+    return None if config is None else gaussian_noise(config.std)

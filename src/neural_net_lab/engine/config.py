@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
@@ -36,8 +36,6 @@ Number = Annotated[float, BeforeValidator(_not_a_bool), Field(allow_inf_nan=Fals
 NonNegativeFloat = Annotated[Number, Field(ge=0)]
 PositiveFloat = Annotated[Number, Field(gt=0)]
 Share = Annotated[Number, Field(ge=0, lt=1)]
-
-B = TypeVar("B", bound=PathErrors)
 
 
 @functools.cache
@@ -166,8 +164,3 @@ class TrainingParams(Block):
     gradients: Literal["auto", "manual", "autograd"] = "auto"
     threads: PositiveInt | None = 1
     progress: bool = True
-
-
-def as_params(model: type[B], value: B | Mapping[str, Any]) -> B:
-    """``value`` as ``model``: engine functions take typed blocks or plain mappings."""
-    return value if isinstance(value, model) else model.model_validate(value)

@@ -11,13 +11,11 @@ import numpy as np
 import torch
 from sklearn.preprocessing import StandardScaler
 
-from .augmentation import build_augmentation
 from .config import ModelParams, TrainingParams
 from .model import mlp_from_params
-from .optim import build_optimizer
 from .seeding import seed_everything
 from .stacked import Member, StackingUnsupported, check_stackable, train_stacked
-from .training import cpu_threads, train_epochs
+from .training import cpu_threads, start_training
 
 logger = logging.getLogger(__name__)
 
@@ -252,21 +250,8 @@ def _start_fold(
     fit_x, fit_y, val_x, val_y = _fold_tensors(features, labels, fold)
     generator = seed_everything(seed)
     network = mlp_from_params(model)
-    optimizer = build_optimizer(
-        [p for p in network.parameters() if p.requires_grad], training.optimizer
-    )
-    augmentation = training.augmentation
-    epochs = train_epochs(
-        network,
-        optimizer,
-        fit_x,
-        fit_y,
-        epochs=training.epochs,
-        batch_size=training.batch_size,
-        generator=generator,
-        validation=(val_x, val_y),
-        l1_lambda=training.l1_lambda,
-        augmentation=build_augmentation(augmentation.model_dump() if augmentation else None),
-        gradients=training.gradients,
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    epochs = start_training(
+        network, trainable, fit_x, fit_y, training, generator=generator, validation=(val_x, val_y)
     )
     return _Fold(network=network, epochs=epochs, rng_state=torch.get_rng_state())

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from .config import ModelParams, as_params
+from .config import ModelParams
 
 
 def build_mlp(
@@ -41,16 +40,13 @@ def build_mlp(
     return nn.Sequential(*layers)
 
 
-def mlp_from_params(model: ModelParams | Mapping[str, Any]) -> nn.Sequential:
-    """Builds the MLP described by a ``model`` parameter block (checked by ``ModelParams``)."""
-    return build_mlp(**as_params(ModelParams, model).model_dump())
+def mlp_from_params(model: ModelParams) -> nn.Sequential:
+    """Builds the MLP described by a ``model`` parameter block."""
+    return build_mlp(**model.model_dump())
 
 
-def load_mlp(
-    state_dict: Mapping[str, torch.Tensor], model: ModelParams | Mapping[str, Any]
-) -> nn.Sequential:
+def load_mlp(state_dict: Mapping[str, torch.Tensor], model: ModelParams) -> nn.Sequential:
     """Rebuilds the network from parameters and loads weights into it, naming any mismatch."""
-    model = as_params(ModelParams, model)
     network = mlp_from_params(model)
     expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
     given = {k: tuple(v.shape) for k, v in state_dict.items()}

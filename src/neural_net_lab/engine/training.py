@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .augmentation import Augmentation
+from .augmentation import Augmentation, build_augmentation
+from .config import TrainingParams
+from .optim import build_optimizer
 from .stacked import StackingUnsupported, stack_of_one
 from .threads import cpu_threads
 
-__all__ = ["Augmentation", "cpu_threads", "evaluate", "train", "train_epochs"]
+__all__ = ["Augmentation", "cpu_threads", "evaluate", "start_training", "train", "train_epochs"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,37 +76,41 @@ def train(
         gradients=gradients,
         description=description,
     )
-    history: dict[str, list[float]] = {"train_loss": []}
-    if validation is not None:
-        history.update(val_loss=[], val_accuracy=[])
-    started = time.perf_counter()
-    with cpu_threads(threads):
-        bar = tqdm(
-            epochs_run,
-            total=epochs,
-            desc=description,
-            unit="epoch",
-            disable=not progress,
-            leave=False,
-        )
-        for record in bar:
-            for key, value in record.items():
-                history[key].append(value)
-            postfix = {"loss": f"{record['train_loss']:.4f}"}
-            if validation is not None:
-                postfix["val_acc"] = f"{record['val_accuracy']:.3f}"
-            bar.set_postfix(postfix)
-    model.eval()
-    logger.info(
-        "%s: %d epochs in %.1f s (%s gradients), final train loss %.4f%s",
-        description,
-        epochs,
-        time.perf_counter() - started,
-        epochs_run.gradients,
-        history["train_loss"][-1],
-        f", validation accuracy {history['val_accuracy'][-1]:.3f}" if validation else "",
+    return epochs_run.history(threads, progress)
+
+
+def start_training(
+    model: nn.Module,
+    parameters: Iterable[nn.Parameter] | Iterable[dict[str, Any]],
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    training: TrainingParams,
+    *,
+    generator: torch.Generator,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    description: str = "training",
+) -> Epochs:
+    """``train_epochs`` as the ``training`` block says: its optimizer over ``parameters`` (the
+    trainable tensors, or parameter groups with their own ``lr``), its epochs, batches, L1
+    term, augmentation and gradients. The one place a typed block becomes the loop's settings.
+
+    Step the result for trainings in lockstep (cross-validation's folds), or run it whole
+    with ``.history(training.threads, training.progress)``.
+    """
+    return train_epochs(
+        model,
+        build_optimizer(parameters, training.optimizer),
+        features,
+        labels,
+        epochs=training.epochs,
+        batch_size=training.batch_size,
+        generator=generator,
+        validation=validation,
+        l1_lambda=training.l1_lambda,
+        augmentation=build_augmentation(training.augmentation),
+        gradients=training.gradients,
+        description=description,
     )
-    return history
 
 
 def train_epochs(
@@ -120,7 +127,7 @@ def train_epochs(
     augmentation: Augmentation | None = None,
     gradients: str = "auto",
     description: str = "training",
-) -> _Epochs:
+) -> Epochs:
     """``train``'s loop, one epoch per ``next()``: yields that epoch's ``train_loss`` (and
     ``val_loss``, ``val_accuracy`` with ``validation``).
 
@@ -154,7 +161,8 @@ def train_epochs(
                 raise
             logger.info("%s trains through autograd: %s", description, reason)
         else:
-            return _Epochs("hand-derived", _stacked_epochs(model, stack, epochs, augmentation))
+            run = _stacked_epochs(model, stack, epochs, augmentation)
+            return Epochs(model, "hand-derived", run, epochs, validation is not None, description)
     epochs_run = _autograd_epochs(
         model,
         optimizer,
@@ -167,17 +175,61 @@ def train_epochs(
         l1_lambda=l1_lambda,
         augmentation=augmentation,
     )
-    return _Epochs("autograd", epochs_run)
+    return Epochs(model, "autograd", epochs_run, epochs, validation is not None, description)
 
 
-class _Epochs(Iterator[dict[str, float]]):
+class Epochs(Iterator[dict[str, float]]):
     """The epochs of one training, and which ``gradients`` path computes them."""
 
-    def __init__(self, gradients: str, epochs: Iterator[dict[str, float]]):
-        self.gradients, self._epochs = gradients, epochs
+    def __init__(
+        self,
+        model: nn.Module,
+        gradients: str,
+        epochs: Iterator[dict[str, float]],
+        total: int,
+        validated: bool,
+        description: str,
+    ):
+        self.model, self.gradients, self._epochs = model, gradients, epochs
+        self.total, self.validated, self.description = total, validated, description
 
     def __next__(self) -> dict[str, float]:
         return next(self._epochs)
+
+    def history(self, threads: int | None = 1, progress: bool = True) -> dict[str, list[float]]:
+        """Runs the epochs left with at most ``threads`` CPU threads (then restored), a
+        progress bar and a closing log line; returns their per-epoch history."""
+        history: dict[str, list[float]] = {"train_loss": []}
+        if self.validated:
+            history.update(val_loss=[], val_accuracy=[])
+        started = time.perf_counter()
+        with cpu_threads(threads):
+            bar = tqdm(
+                self,
+                total=self.total,
+                desc=self.description,
+                unit="epoch",
+                disable=not progress,
+                leave=False,
+            )
+            for record in bar:
+                for key, value in record.items():
+                    history[key].append(value)
+                postfix = {"loss": f"{record['train_loss']:.4f}"}
+                if self.validated:
+                    postfix["val_acc"] = f"{record['val_accuracy']:.3f}"
+                bar.set_postfix(postfix)
+        self.model.eval()
+        logger.info(
+            "%s: %d epochs in %.1f s (%s gradients), final train loss %.4f%s",
+            self.description,
+            self.total,
+            time.perf_counter() - started,
+            self.gradients,
+            history["train_loss"][-1],
+            f", validation accuracy {history['val_accuracy'][-1]:.3f}" if self.validated else "",
+        )
+        return history
 
 
 def _stacked_epochs(

@@ -11,9 +11,11 @@ import torch
 from torch.nn import functional as F
 
 from neural_net_lab.engine.augmentation import build_augmentation
+from neural_net_lab.engine.config import AugmentationParams
 from neural_net_lab.engine.data import predict_logits
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.model import build_mlp
+from neural_net_lab.engine.overrides import VariantParams
 from neural_net_lab.engine.training import evaluate, train
 from neural_net_lab.pipelines.regularization.nodes import (
     compare_variants,
@@ -150,7 +152,7 @@ def test_augmentation_perturbs_training_batches_only(gradients):
     torch.manual_seed(1)
     features, labels = torch.randn(40, 3), torch.randint(0, 2, (40,))
     validation = (torch.randn(10, 3), torch.randint(0, 2, (10,)))
-    noise = build_augmentation({"name": "gaussian_noise", "std": 0.5})
+    noise = build_augmentation(AugmentationParams(name="gaussian_noise", std=0.5))
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def recording(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -222,7 +224,7 @@ def results(model_inputs, column_params, small_model, small_training):
             model_inputs["test_set"],
             small_model,
             small_training,
-            block,
+            VariantParams.model_validate(block),
             column_params,
         )
         for block in VARIANTS.values()

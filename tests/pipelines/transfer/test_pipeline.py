@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from kedro_datasets_experimental.pytorch import PyTorchDataset
 
+from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.fit import split_accuracy
 from neural_net_lab.engine.model import load_mlp
 from neural_net_lab.hooks import MissingInputError
@@ -18,7 +19,7 @@ TINY_TRANSFER = {
     "transfer.learning_curve.sizes": [30],
     "transfer.learning_curve.repeats": 1,
 }
-MODEL = {"input_dim": 20, "hidden_dims": [128, 256], "n_classes": 3}
+MODEL = ModelParams(input_dim=20, hidden_dims=[128, 256], n_classes=3)
 
 
 def _runs(client, name=None):
@@ -27,7 +28,7 @@ def _runs(client, name=None):
     return client.search_runs([experiment.experiment_id], filter_string=query)
 
 
-def test_transfer_asks_for_the_trained_model_then_runs_every_strategy(project_copy, columns):
+def test_transfer_asks_for_the_trained_model_then_runs_every_strategy(project_copy, column_params):
     run_kedro(project_copy, "data_processing")
     with pytest.raises(MissingInputError) as error:
         run_kedro(project_copy, "transfer", TINY_TRANSFER)
@@ -80,5 +81,6 @@ def test_transfer_asks_for_the_trained_model_then_runs_every_strategy(project_co
         filepath=str(project_copy / "data/06_models/transfer_finetune_model.pt")
     ).load()
     test_set = pd.read_parquet(project_copy / "data/05_model_input/new_market_test_set.parquet")
-    accuracy = split_accuracy(load_mlp(state, MODEL), test_set, {**columns, "classes": [0, 1, 2]})
+    columns = column_params.model_copy(update={"classes": [0, 1, 2]})
+    accuracy = split_accuracy(load_mlp(state, MODEL), test_set, columns)
     assert accuracy == pytest.approx(finetune.data.metrics["test_accuracy"])

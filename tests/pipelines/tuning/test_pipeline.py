@@ -16,7 +16,7 @@ import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from neural_net_lab.engine.config import ColumnsParams
+from neural_net_lab.engine.config import ColumnsParams, ModelParams
 from neural_net_lab.engine.data import predict_logits
 from neural_net_lab.engine.model import load_mlp
 from tests.conftest import COLUMNS, mlflow_client, run_kedro
@@ -193,7 +193,8 @@ def test_tuning_runs_resumes_refits_and_refuses_other_data(project_copy):
     served = json.loads((data / "06_models/tuned_served_model.json").read_text())
     assert str(served["registered_model_version"]) == str(version.version)
 
-    _check_tuned_inference(project_copy, tuned["model"], metrics["ensemble"]["members"])
+    model = ModelParams.model_validate(tuned["model"])
+    _check_tuned_inference(project_copy, model, metrics["ensemble"]["members"])
     _check_tuned_environment(project_copy, tuned)
 
     # A second run adds trials to the same study; n_trials 0 refits its best without any.

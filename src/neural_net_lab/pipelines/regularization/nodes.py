@@ -15,7 +15,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from neural_net_lab.engine.config import ModelParams, TrainingParams, as_params
+from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.overrides import VariantParams
 from neural_net_lab.engine.tracking import flatten_params
 from neural_net_lab.reporting import markdown_table, plot_histories, results_table
@@ -33,7 +33,7 @@ def plan_variants(
     checked = check_variant_blocks(EXPERIMENT, variants, model, training)
     plan = {}
     for name, key in zip(checked, variants, strict=True):
-        overrides = as_params(VariantParams.at(f"{EXPERIMENT}.{key}"), variants[key]).dump()
+        overrides = VariantParams.at(f"{EXPERIMENT}.{key}").model_validate(variants[key]).dump()
         plan[name] = flatten_params(
             {part: overrides.get(part) or {} for part in ("model", "training")}
         )

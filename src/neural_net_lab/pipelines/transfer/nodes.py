@@ -15,17 +15,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from neural_net_lab.engine.augmentation import build_augmentation
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
 from neural_net_lab.engine.data import to_tensors
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.fit import split_accuracy
 from neural_net_lab.engine.model import load_mlp, mlp_from_params
-from neural_net_lab.engine.optim import build_optimizer
 from neural_net_lab.engine.overrides import with_overrides
 from neural_net_lab.engine.seeding import seed_everything
 from neural_net_lab.engine.tracking import child_run, log_batch, log_history_and_metrics
-from neural_net_lab.engine.training import train
+from neural_net_lab.engine.training import start_training
 from neural_net_lab.phone_table import split_data, validate_phone_prices
 from neural_net_lab.reporting import markdown_table
 
@@ -153,24 +151,13 @@ def fit_strategy(
     generator = seed_everything(seed)  # before building: the new head's init draws from it
     network = build_target_network(pretrained, model, len(columns.classes), strategy)
     groups = parameter_groups(network, training.optimizer.lr, strategy.hidden_lr_factor)
-    optimizer = build_optimizer(groups, training.optimizer)
     features, labels = to_tensors(subset, columns.features, columns.target)
     started = time.perf_counter()
-    history = train(
-        network,
-        optimizer,
-        features,
-        labels,
-        epochs=training.epochs,
-        batch_size=training.batch_size,
-        generator=generator,
-        l1_lambda=training.l1_lambda,
-        augmentation=build_augmentation(training.augmentation),
-        gradients=training.gradients,
-        threads=training.threads,
-        progress=training.progress,
-        description=f"{strategy.name} on {len(subset)} rows",
+    description = f"{strategy.name} on {len(subset)} rows"
+    epochs = start_training(
+        network, groups, features, labels, training, generator=generator, description=description
     )
+    history = epochs.history(training.threads, training.progress)
     return network, history, time.perf_counter() - started
 
 
