@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import mlflow
+import pandas as pd
 import pytest
 
-from neural_net_lab.engine.tracking import child_run, log_history_and_metrics
+from neural_net_lab.engine.tracking import child_run, log_curves, log_history_and_metrics
 
 
 def test_child_run_is_open_while_its_block_runs_and_fails_with_it(client):
@@ -41,3 +42,13 @@ def test_child_run_is_open_while_its_block_runs_and_fails_with_it(client):
     assert sorted((m.step, m.value) for m in curve) == [(0, 0.5), (1, 0.75), (2, 0.875)]
     final = client.get_metric_history(run_id, "test_accuracy")
     assert [(m.step, m.value) for m in final] == [(0, 0.8)]
+
+
+def test_a_curve_is_logged_at_its_own_steps(client):
+    log_curves(None, {"curve": {25: 0.5}})  # no run: nothing, and no error
+    # Steps that are not epochs (training rows, from a pandas index: numpy integers).
+    curve = pd.Series([0.5, 0.75], index=pd.Index([25, 100], name="rows"))
+    with mlflow.start_run() as run:
+        log_curves(run.info.run_id, {"curve_test_accuracy": curve.to_dict()})
+    points = client.get_metric_history(run.info.run_id, "curve_test_accuracy")
+    assert sorted((m.step, m.value) for m in points) == [(25, 0.5), (100, 0.75)]

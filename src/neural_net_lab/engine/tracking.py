@@ -85,17 +85,21 @@ def log_history_and_metrics(
     Every history key becomes a metric with one step per epoch, so that selecting sibling runs
     in the MLflow UI overlays their curves.
     """
+    curves = {key: dict(enumerate(values)) for key, values in history.items()}
+    # A final value named like a curve (val_accuracy) is that curve's last step already;
+    # logging it again would add a stray point at step 0 to the curve.
+    log_curves(run_id, {**curves, **{k: {0: v} for k, v in metrics.items() if k not in history}})
+
+
+def log_curves(run_id: str | None, curves: Mapping[str, Mapping[int, float]]) -> None:
+    """Logs each curve's points ``{step: value}`` (epochs, training rows...) into a run in one
+    batch; nothing without one (tracking off)."""
     if run_id is None:
         return
     now = int(time.time() * 1000)
     entries = [
-        Metric(key, float(value), now, step)
-        for key, values in history.items()
-        for step, value in enumerate(values)
-    ]
-    # A final value named like a curve (val_accuracy) is that curve's last step already;
-    # logging it again would add a stray point at step 0 to the curve.
-    entries += [
-        Metric(key, float(value), now, 0) for key, value in metrics.items() if key not in history
+        Metric(key, float(value), now, int(step))
+        for key, points in curves.items()
+        for step, value in points.items()
     ]
     log_batch(run_id, metrics=entries)

@@ -18,16 +18,18 @@ from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.optim import build_optimizer
 from neural_net_lab.phone_table import standardize
-from neural_net_lab.pipelines.transfer.nodes import (
-    build_target_network,
+from neural_net_lab.pipelines.transfer.market import (
     draw_learning_curve,
-    fit_strategy,
-    parameter_groups,
-    prepare_source_model,
     split_new_market,
     validate_new_market,
 )
+from neural_net_lab.pipelines.transfer.nodes import fit_strategy
 from neural_net_lab.pipelines.transfer.params import StrategyParams, TransferParams
+from neural_net_lab.pipelines.transfer.surgery import (
+    build_target_network,
+    parameter_groups,
+    prepare_source_model,
+)
 from tests.conftest import PROJECT_ROOT
 
 SHIPPED = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_transfer.yml").read_text())

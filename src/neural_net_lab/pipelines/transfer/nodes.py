@@ -1,4 +1,7 @@
-"""Nodes of the transfer pipeline: adapt the trained phone-price network to a new market."""
+"""Nodes of the transfer strategies: each strategy trained at every learning-curve point as
+an MLflow child run, the linear reference on the same rows, and the curve's table and plot.
+The new market's rows are prepared in ``market``; the networks are cut and grown in
+``surgery``."""
 
 from __future__ import annotations
 
@@ -6,135 +9,25 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from matplotlib import pyplot as plt
-from mlflow.entities import Metric
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 from torch import nn
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
 from neural_net_lab.engine.data import to_tensors
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.fit import split_accuracy
-from neural_net_lab.engine.model import load_mlp, mlp_from_params
 from neural_net_lab.engine.overrides import with_overrides
 from neural_net_lab.engine.seeding import seed_everything
-from neural_net_lab.engine.tracking import child_run, log_batch, log_history_and_metrics
+from neural_net_lab.engine.tracking import child_run, log_curves, log_history_and_metrics
 from neural_net_lab.engine.training import start_training
-from neural_net_lab.phone_table import split_data, validate_phone_prices
 from neural_net_lab.reporting import markdown_table
 
+from .market import target_columns
 from .params import StrategyParams, TransferParams
-
-
-def target_columns(columns: ColumnsParams, transfer: TransferParams) -> ColumnsParams:
-    """The shared column description with the new market's classes."""
-    return columns.model_copy(update={"classes": transfer.target.classes})
-
-
-def validate_new_market(
-    raw: pd.DataFrame, columns: ColumnsParams, transfer: TransferParams
-) -> pd.DataFrame:
-    """Validates the new market's table with the main table's rules and its own classes."""
-    return validate_phone_prices(raw, target_columns(columns, transfer), transfer.target)
-
-
-def split_new_market(
-    validated: pd.DataFrame, columns: ColumnsParams, transfer: TransferParams
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stratified train/test split of the new market with its own share and random state."""
-    return split_data(validated, columns, transfer.target)
-
-
-def prepare_source_model(
-    state: dict[str, torch.Tensor], model: ModelParams, columns: ColumnsParams
-) -> dict[str, torch.Tensor]:
-    """Checks the saved network against ``model`` and the features; returns its hidden layers.
-
-    The old head (one logit per source class) is dropped: every strategy gets a new head.
-    """
-    source = load_mlp(state, model)  # names any architecture mismatch
-    width = next(m for m in source if isinstance(m, nn.Linear)).in_features
-    n_features = len(columns.features)
-    if width != n_features:
-        raise ValueError(
-            f"the source model takes {width} input features (model.input_dim) but the new "
-            f"market has {n_features} feature columns (columns.features): transfer needs the "
-            "same features, in the same order, as the model was trained on"
-        )
-    head = f"{len(source) - 1}."
-    return {k: v.detach().clone() for k, v in source.state_dict().items() if not k.startswith(head)}
-
-
-def draw_learning_curve(
-    train_set: pd.DataFrame, columns: ColumnsParams, transfer: TransferParams
-) -> list[dict[str, Any]]:
-    """Nested stratified subsets of the training rows: one per curve size and repeat.
-
-    Each repeat shrinks the full training split step by step, so the 25 rows are part of the
-    50, which are part of the 100: a point differs from the next only by the added rows.
-    The full split is always the last point.
-    """
-    curve = transfer.learning_curve
-    n_rows, labels = len(train_set), train_set[columns.target].to_numpy()
-    n_classes = len(np.unique(labels))
-    if not all(n_classes <= size <= n_rows for size in curve.sizes):
-        raise ParameterError(
-            f"transfer.learning_curve.sizes must be row counts between {n_classes} "
-            f"(one row per class) and {n_rows} (the new market's training rows), "
-            f"got {curve.sizes}"
-        )
-    points = []
-    for repeat in range(curve.repeats):
-        index = np.arange(n_rows)
-        points.append({"repeat": repeat, "rows": n_rows, "index": index.tolist()})
-        for size in sorted(set(curve.sizes) - {n_rows}, reverse=True):
-            index, _ = train_test_split(
-                index, train_size=size, stratify=labels[index], random_state=curve.seed + repeat
-            )
-            points.append({"repeat": repeat, "rows": size, "index": sorted(index.tolist())})
-    return sorted(points, key=lambda p: (p["rows"], p["repeat"]))
-
-
-def build_target_network(
-    pretrained: Mapping[str, torch.Tensor],
-    model: ModelParams,
-    n_classes: int,
-    strategy: StrategyParams,
-) -> nn.Sequential:
-    """The source architecture with a new head of ``n_classes`` logits.
-
-    With ``init: pretrained`` the hidden layers start from the source weights, and with
-    ``freeze: true`` they keep them (``requires_grad=False``); the head always starts random.
-    """
-    network = mlp_from_params(model.model_copy(update={"n_classes": n_classes}))
-    head = len(network) - 1
-    if strategy.init == "pretrained":
-        # Strict: a hidden-layer key or shape that does not fit is named by PyTorch.
-        network.load_state_dict({**network.state_dict(), **pretrained})
-    if strategy.freeze:
-        for name, parameter in network.named_parameters():
-            if not name.startswith(f"{head}."):
-                parameter.requires_grad_(False)
-    return network
-
-
-def parameter_groups(
-    model: nn.Sequential, lr: float, hidden_lr_factor: float
-) -> list[dict[str, Any]]:
-    """Optimizer groups: the head at ``lr``, trainable hidden layers at ``lr × factor``.
-
-    Frozen parameters are left out, so the optimizer holds no state for them.
-    """
-    head = f"{len(model) - 1}."
-    hidden = [p for n, p in model.named_parameters() if not n.startswith(head) and p.requires_grad]
-    groups = [{"params": [p for n, p in model.named_parameters() if n.startswith(head)], "lr": lr}]
-    if hidden:
-        groups.insert(0, {"params": hidden, "lr": lr * hidden_lr_factor})
-    return groups
+from .surgery import build_target_network, parameter_groups
 
 
 def fit_strategy(
@@ -232,15 +125,9 @@ def run_strategy(  # noqa: PLR0917 - Kedro passes a node's inputs by position
             metrics[f"test_accuracy_{rows}_rows"] = row["test_accuracy"]
             metrics[f"training_seconds_{rows}_rows"] = row["training_seconds"]
         log_history_and_metrics(run_id, history, metrics)
-        if run_id is not None:
-            # The curve as histories with step = training rows: sibling runs overlay in the UI.
-            now = int(time.time() * 1000)
-            curve_metrics = [
-                Metric(f"curve_{key}", float(row[key]), now, int(rows))
-                for rows, row in curve.iterrows()
-                for key in ("test_accuracy", "training_seconds")
-            ]
-            log_batch(run_id, metrics=curve_metrics)
+        # The curve with step = training rows: sibling runs overlay in the UI.
+        keys = ("test_accuracy", "training_seconds")
+        log_curves(run_id, {f"curve_{key}": curve[key].to_dict() for key in keys})
     result = {
         "name": settings.name,
         "strategy": settings.dump(),

@@ -12,16 +12,10 @@ from kedro.pipeline import Node, Pipeline
 
 from neural_net_lab.phone_table import standardize
 
-from .nodes import (
-    draw_learning_curve,
-    prepare_source_model,
-    run_strategy,
-    score_linear_baseline,
-    split_new_market,
-    summarize_learning_curve,
-    validate_new_market,
-)
+from .market import draw_learning_curve, split_new_market, validate_new_market
+from .nodes import run_strategy, score_linear_baseline, summarize_learning_curve
 from .params import STRATEGIES
+from .surgery import prepare_source_model
 
 SHARED_INPUTS = {
     "new_market_train_set",
