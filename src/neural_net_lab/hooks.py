@@ -1,4 +1,5 @@
-"""Project hooks."""
+"""Project hooks: a missing input names the pipeline that writes it, the run's config loader
+is shared, and an interrupted or failed run leaves its MLflow runs KILLED or FAILED."""
 
 from __future__ import annotations
 

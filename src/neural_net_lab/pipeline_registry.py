@@ -1,4 +1,5 @@
-"""Project pipelines."""
+"""Project pipelines (one a folder, found by ``find_pipelines``) and the run's parameters for
+the code that must read them before any node runs (``project_parameters``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Seeded generators of the phone-price tables shipped in ``data/01_raw``."""
+"""Seeded generators of the phone-price tables shipped in ``data/01_raw``.
+
+They import numpy and pandas only: the synthetic_data pipeline and the tests call them."""
 
 from .new_market import generate_new_market
 from .phone_prices import (

@@ -1,5 +1,6 @@
-"""Project datasets: thin variants of kedro-datasets / kedro-mlflow ones, and the atomic-save
-wrapper with the catalog class that applies it (``atomic``).
+"""Project datasets: thin variants of kedro-datasets / kedro-mlflow ones, the tuned
+configuration validated on load (``tuned_parameters``), and the atomic-save wrapper with the
+catalog class that applies it (``atomic``). They import the engine and writers, no pipeline.
 
 settings.py imports ``atomic`` before MLflow's warnings are filtered, so this package imports
 the MLflow-based datasets only when they are first asked for (``__getattr__``).

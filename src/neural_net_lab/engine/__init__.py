@@ -1,4 +1,7 @@
-"""Shared PyTorch code: every pipeline builds, trains and tracks networks through this package."""
+"""The PyTorch engine: typed parameter blocks and their errors, the network, optimizers, the
+training loop (one network or many stacked), hand-derived gradients, cross-validation,
+ensembles and MLflow logging. Every pipeline builds, trains and tracks networks through it; it
+imports third-party libraries only, nothing else of the package."""
 
 from .data import accuracy, predict_logits, to_tensors
 from .manual_grad import ManualMLPGradient

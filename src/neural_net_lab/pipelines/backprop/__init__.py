@@ -1,4 +1,6 @@
-"""backprop: hand-derived gradients vs autograd vs finite differences."""
+"""backprop: hand-derived gradients vs autograd vs finite differences, on the lesson's network
+and the phone-price MLP. Imports the engine and phone_table; its pipeline includes
+data_processing's."""
 
 from .pipeline import create_pipeline
 

@@ -1,7 +1,5 @@
-"""
-This is a boilerplate pipeline 'data_processing'
-generated using Kedro 1.7.0
-"""
+"""data_processing: the phone table validated, split and standardized. The checks, split and
+scaling live in phone_table, which every pipeline that reads phones imports; so does this one."""
 
 from .pipeline import create_pipeline
 

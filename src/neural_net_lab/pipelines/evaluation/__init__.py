@@ -1,7 +1,5 @@
-"""
-This is a boilerplate pipeline 'evaluation'
-generated using Kedro 1.7.0
-"""
+"""evaluation: the trained network's test scores, report, confusion matrix and curves, beside
+the linear baseline. Imports the engine and linear_baseline."""
 
 from .pipeline import create_pipeline
 

@@ -1,4 +1,5 @@
-"""inference: price new phones from a CSV with the persisted scaler and trained network."""
+"""inference: price new phones from a CSV with the persisted scaler and trained network (or the
+tuned one, ``network_choice``). Imports the engine, phone_table, serving and pipeline_registry."""
 
 from .pipeline import create_pipeline
 

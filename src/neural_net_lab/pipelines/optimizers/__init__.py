@@ -1,7 +1,6 @@
-"""
-This is a boilerplate pipeline 'optimizers'
-generated using Kedro 1.7.0
-"""
+"""optimizers: the MLP trained once per optimizer, the weighted average and optimizer paths.
+Imports the engine, phone_table, variants and reporting; its pipeline includes data_processing's
+and training's."""
 
 from .pipeline import create_pipeline
 

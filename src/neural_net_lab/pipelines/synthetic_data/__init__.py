@@ -1,7 +1,5 @@
-"""
-This is a boilerplate pipeline 'synthetic_data'
-generated using Kedro 1.7.0
-"""
+"""synthetic_data: a phone table of any size from the shipped data's generator. Imports
+data_generation and the engine's parameter blocks."""
 
 from .pipeline import create_pipeline
 

@@ -1,7 +1,5 @@
-"""
-This is a boilerplate pipeline 'training'
-generated using Kedro 1.7.0
-"""
+"""training: the validation carve, the MLP trained, its curves and the served model logged.
+Imports the engine and serving."""
 
 from .pipeline import create_pipeline
 

@@ -1,7 +1,5 @@
-"""
-This is a boilerplate pipeline 'transfer'
-generated using Kedro 1.7.0
-"""
+"""transfer: the trained network reused on a small new market (freeze, fine-tune, from scratch,
+a linear baseline). Imports the engine, phone_table, linear_baseline and reporting."""
 
 from .pipeline import create_pipeline
 

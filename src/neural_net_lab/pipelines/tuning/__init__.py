@@ -1,4 +1,6 @@
-"""tuning: cross-validated hyperparameter search with Optuna, trials on Dask (docs/tuning.md)."""
+"""tuning: cross-validated hyperparameter search with Optuna, trials on Dask (docs/tuning.md).
+Imports the engine, serving, datasets and linear_baseline; its pipeline includes
+data_processing's. Nothing outside this folder imports it."""
 
 from .pipeline import create_pipeline
 
