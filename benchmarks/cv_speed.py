@@ -75,9 +75,7 @@ def sequential(members: list[Member], training: TrainingParams) -> list[tuple[di
     for member in members:
         generator = seed_everything(member.seed)
         network = build_mlp(MODEL.input_dim, MODEL.hidden_dims, MODEL.n_classes)
-        optimizer = build_optimizer(
-            network.parameters(), {"name": training.optimizer.name, **training.optimizer.settings()}
-        )
+        optimizer = build_optimizer(network.parameters(), training.optimizer)
         history = train(
             network,
             optimizer,

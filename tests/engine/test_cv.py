@@ -28,9 +28,7 @@ def _plain_training(features, labels, fold, seed, *, model: ModelParams, trainin
 
     generator = seed_everything(seed)
     network = build_mlp(model.input_dim, model.hidden_dims, model.n_classes, dropout=model.dropout)
-    optimizer = build_optimizer(
-        network.parameters(), {"name": training.optimizer.name, **training.optimizer.settings()}
-    )
+    optimizer = build_optimizer(network.parameters(), training.optimizer)
     return train(
         network,
         optimizer,

@@ -69,9 +69,7 @@ def _alone(member: Member, model: ModelParams, training: TrainingParams, gradien
         negative_slope=model.negative_slope,
         dropout=model.dropout,
     )
-    optimizer = build_optimizer(
-        network.parameters(), {"name": training.optimizer.name, **training.optimizer.settings()}
-    )
+    optimizer = build_optimizer(network.parameters(), training.optimizer)
     history = train(
         network,
         optimizer,
