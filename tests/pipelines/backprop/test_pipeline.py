@@ -19,11 +19,16 @@ from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.model import build_mlp
 from neural_net_lab.pipelines.backprop import nodes
+from neural_net_lab.pipelines.backprop.finite_differences import (
+    _one_cpu_thread,
+    central_differences,
+)
 from neural_net_lab.pipelines.backprop.params import (
     BackpropParams,
     FiniteDifferenceParams,
     MlpCheckParams,
 )
+from neural_net_lab.pipelines.backprop.report import mlp_report
 from tests.conftest import PROJECT_ROOT, mlflow_client, run_kedro
 
 # The classic worked example's published figures (to the digits published).
@@ -49,7 +54,7 @@ def backprop_params() -> dict:
 
 @pytest.fixture(scope="module")
 def lesson(backprop_params) -> dict:
-    network = nodes.check_network_parameters(BackpropParams.model_validate(backprop_params))
+    network = BackpropParams.model_validate(backprop_params)
     autograd = nodes.autograd_sgd_step(network)
     return {
         "network": network,
@@ -80,9 +85,10 @@ def test_sgd_step_gives_the_published_weights_and_follows_the_hand_gradients(les
     assert updated["layer1.weight"][0][0] == pytest.approx(
         PUBLISHED["w1_after_step"], abs=TOLERANCE
     )
-    lr = lesson["network"]["lr"]
+    lr = lesson["network"].sgd.lr
     for name, gradient in lesson["manual"]["gradients"].items():
-        before = np.array(lesson["network"]["layers"][name.split(".")[0]][name.split(".")[1]])
+        layer, kind = name.split(".")
+        before = np.array(getattr(lesson["network"].network[layer], kind))
         np.testing.assert_allclose(updated[name], before - lr * gradient, rtol=0, atol=1e-15)
 
 
@@ -98,8 +104,8 @@ def test_two_backward_passes_without_zero_grad_double_the_gradient_and_change_th
     assert accumulation["passes"] == 2
     assert accumulation["exact_multiple_of_single_pass"] is True
     assert accumulation["max_abs_deviation_from_multiple"] == 0.0
-    lr = lesson["network"]["lr"]
-    w5 = lesson["network"]["layers"]["layer2"]["weight"][0][0]
+    lr = lesson["network"].sgd.lr
+    w5 = lesson["network"].network["layer2"].weight[0][0]
     assert (
         accumulation["gradients"]["layer2.weight"][0][0]
         == 2 * single["gradients"]["layer2.weight"][0][0]
@@ -119,7 +125,7 @@ def test_a_deeper_network_from_parameters_gets_the_same_check(backprop_params):
         "middle": {"weight": [[0.2, 0.1, -0.3], [0.5, -0.4, 0.2]], "bias": [0.05, -0.05]},
         "output": {"weight": [[0.7, -0.1], [0.3, 0.9]], "bias": [0.2, 0.1]},
     }
-    network = nodes.check_network_parameters(BackpropParams.model_validate(params))
+    network = BackpropParams.model_validate(params)
     comparison = nodes.compare_gradients(
         nodes.hand_derived_gradients(network),
         nodes.autograd_sgd_step(network),
@@ -142,10 +148,10 @@ def test_batched_finite_differences_equal_moving_each_parameter_entry():
     loss_of_outputs = partial(nodes._mean_cross_entropy, labels=labels)
     step = 1e-6
 
-    loss, fast = nodes._central_differences(model, features, loss_of_outputs, step)
+    loss, fast = central_differences(model, features, loss_of_outputs, step)
 
     assert loss == pytest.approx(F.cross_entropy(model(features), labels).item(), rel=1e-15)
-    with torch.no_grad(), nodes._one_cpu_thread():
+    with torch.no_grad(), _one_cpu_thread():
         for name, parameter in model.named_parameters():
             flat = parameter.view(-1)
             slow = np.empty(flat.numel())
@@ -180,7 +186,7 @@ def test_mlp_check_on_real_rows_for_another_architecture(model_inputs, column_pa
             weights, model_params, batch, FiniteDifferenceParams(step=1e-6)
         ),
     )
-    report = nodes.mlp_report(model_params, batch, check, manual, comparison)
+    report = mlp_report(model_params, batch, check, manual, comparison)
 
     assert report["parameters"] == {
         "0.weight": [24, 20],

@@ -13,7 +13,6 @@ from neural_net_lab.pipelines.data_processing.pipeline import create_pipeline as
 
 from .nodes import (
     autograd_sgd_step,
-    check_network_parameters,
     compare_gradients,
     demonstrate_gradient_accumulation,
     finite_difference_gradients,
@@ -22,11 +21,9 @@ from .nodes import (
     mlp_autograd_gradients,
     mlp_finite_difference_gradients,
     mlp_hand_derived_gradients,
-    mlp_report,
-    network_report,
     select_check_rows,
-    write_report,
 )
+from .report import mlp_report, network_report, write_report
 
 _MLP_INPUTS = ["backprop_mlp_weights", "params:model", "backprop_mlp_batch"]
 
@@ -35,29 +32,23 @@ def create_pipeline(**kwargs) -> Pipeline:
     lesson_network = Pipeline(
         [
             Node(
-                check_network_parameters,
-                "params:backprop",
-                "backprop_network",
-                name="check_network_parameters",
-            ),
-            Node(
                 hand_derived_gradients,
-                "backprop_network",
+                "params:backprop",
                 "backprop_manual",
                 name="hand_derived_gradients",
             ),
             Node(
-                autograd_sgd_step, "backprop_network", "backprop_autograd", name="autograd_sgd_step"
+                autograd_sgd_step, "params:backprop", "backprop_autograd", name="autograd_sgd_step"
             ),
             Node(
                 finite_difference_gradients,
-                "backprop_network",
+                "params:backprop",
                 "backprop_finite_difference",
                 name="finite_difference_gradients",
             ),
             Node(
                 demonstrate_gradient_accumulation,
-                ["backprop_network", "backprop_autograd"],
+                ["params:backprop", "backprop_autograd"],
                 "backprop_accumulation",
                 name="demonstrate_gradient_accumulation",
             ),
@@ -70,7 +61,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 network_report,
                 {
-                    "network": "backprop_network",
+                    "backprop": "params:backprop",
                     "manual": "backprop_manual",
                     "autograd": "backprop_autograd",
                     "finite_difference": "backprop_finite_difference",
