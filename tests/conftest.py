@@ -3,8 +3,10 @@ against a temporary MLflow SQLite store, and small real model inputs for node te
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,17 @@ def project_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         mlflow.end_run()
 
 
+def with_setting(block: Mapping[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """A copy of ``block`` with the setting at a dotted path (``training.epochs``) set."""
+    changed = copy.deepcopy(dict(block))
+    *parents, leaf = dotted.split(".")
+    node = changed
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+    return changed
+
+
 def run_kedro(
     project: Path, pipeline: str | None = None, params: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -124,11 +137,7 @@ def run_kedro(
     """
     nested: dict[str, Any] = {}
     for dotted, value in (params or {}).items():
-        *parents, leaf = dotted.split(".")
-        node = nested
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+        nested = with_setting(nested, dotted, value)
     bootstrap_project(project)
     with KedroSession.create(project_path=project, runtime_params=nested) as session:
         return session.run(pipeline_name=pipeline)

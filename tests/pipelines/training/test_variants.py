@@ -3,15 +3,13 @@ and the variant template's node naming its parameter block."""
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import yaml
 
 from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.variants import check_variant_blocks, train_variant, variant_pipeline
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, with_setting
 
 OPTIMIZERS = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_optimizers.yml").read_text())[
     "optimizers"
@@ -19,17 +17,6 @@ OPTIMIZERS = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_optimizers.yml
 DEFAULTS = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_training.yml").read_text())
 DEFAULT_MODEL = ModelParams.model_validate(DEFAULTS["model"])
 DEFAULT_TRAINING = TrainingParams.model_validate(DEFAULTS["training"])
-
-
-def _shipped_optimizers_with(path: str, value):
-    """The shipped optimizer blocks with one setting changed (dotted path)."""
-    variants = copy.deepcopy(OPTIMIZERS)
-    *parents, leaf = path.split(".")
-    node = variants
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[leaf] = value
-    return variants
 
 
 @pytest.mark.parametrize(
@@ -88,7 +75,7 @@ def _shipped_optimizers_with(path: str, value):
 )
 def test_a_bad_optimizer_block_is_named(path, value, message):
     with pytest.raises(ParameterError, match=message):
-        variants = _shipped_optimizers_with(path, value)
+        variants = with_setting(OPTIMIZERS, path, value)
         check_variant_blocks("optimizers", variants, DEFAULT_MODEL, DEFAULT_TRAINING)
 
 
