@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -178,23 +179,19 @@ def train_epochs(
     return Epochs(model, "autograd", epochs_run, epochs, validation is not None, description)
 
 
+@dataclass
 class Epochs(Iterator[dict[str, float]]):
-    """The epochs of one training, and which ``gradients`` path computes them."""
+    """The ``total`` epochs of one training, and which ``gradients`` path computes them."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        gradients: str,
-        epochs: Iterator[dict[str, float]],
-        total: int,
-        validated: bool,
-        description: str,
-    ):
-        self.model, self.gradients, self._epochs = model, gradients, epochs
-        self.total, self.validated, self.description = total, validated, description
+    model: nn.Module
+    gradients: str
+    records: Iterator[dict[str, float]]
+    total: int
+    validated: bool
+    description: str
 
     def __next__(self) -> dict[str, float]:
-        return next(self._epochs)
+        return next(self.records)
 
     def history(self, threads: int | None = 1, progress: bool = True) -> dict[str, list[float]]:
         """Runs the epochs left with at most ``threads`` CPU threads (then restored), a
