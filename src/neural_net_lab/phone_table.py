@@ -1,8 +1,8 @@
 """The phone table: its parameters, checks, train/test split and scaling.
 
-What every pipeline that reads phones shares: the data_processing pipeline's nodes, the
-transfer and backprop checks, inference and the served model's scaler. Nothing here knows
-about training, tracking or a particular pipeline.
+What every pipeline that reads phones shares: the data_processing pipeline's nodes, training's
+validation carve, the transfer and backprop checks, inference and the served model's scaler.
+Nothing here knows about training, tracking or a particular pipeline.
 """
 
 from __future__ import annotations
@@ -107,13 +107,17 @@ def split_data(
     validated: pd.DataFrame, columns: ColumnsParams, params: DataProcessingParams
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified train/test split with the share and random state from parameters."""
-    train, test = train_test_split(
-        validated,
-        train_size=params.train_share,
-        stratify=validated[columns.target],
-        random_state=params.random_state,
+    return stratified_split(validated, columns, params.random_state, train_size=params.train_share)
+
+
+def stratified_split(
+    table: pd.DataFrame, columns: ColumnsParams, seed: int, **size: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``train_test_split`` of the table's rows stratified by class, each part indexed from 0."""
+    first, second = train_test_split(
+        table, stratify=table[columns.target], random_state=seed, **size
     )
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+    return first.reset_index(drop=True), second.reset_index(drop=True)
 
 
 def fit_scaler(train: pd.DataFrame, columns: ColumnsParams) -> dict[str, Any]:

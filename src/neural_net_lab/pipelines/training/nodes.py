@@ -8,12 +8,12 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-from sklearn.model_selection import train_test_split
 from torch import nn
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.engine.tracking import history_as_metrics
+from neural_net_lab.phone_table import stratified_split
 from neural_net_lab.serving import ServedModelParams, log_phone_price_classifier, scaled_network
 
 logger = logging.getLogger(__name__)
@@ -25,13 +25,7 @@ def split_validation(
     """Carves a stratified validation share off the training split (0 → an empty one)."""
     if training.validation_share == 0:
         return train_set, train_set.iloc[:0]
-    fit_set, validation_set = train_test_split(
-        train_set,
-        test_size=training.validation_share,
-        stratify=train_set[columns.target],
-        random_state=training.seed,
-    )
-    return fit_set.reset_index(drop=True), validation_set.reset_index(drop=True)
+    return stratified_split(train_set, columns, training.seed, test_size=training.validation_share)
 
 
 def train_model(
