@@ -1,6 +1,6 @@
 """Reports shared by the experiments that train one variant per child run.
 
-A variant result is the dict that ``training.nodes.train_variant`` returns: ``name``,
+A variant result is the dict that ``variants.train_variant`` returns: ``name``,
 ``model``, ``training``, ``history`` (per-epoch lists), ``metrics`` (final values),
 ``mlflow_run_id`` and ``state_dict``.
 """

@@ -17,10 +17,8 @@ from neural_net_lab.pipelines.optimizers.nodes import (
     average_temperatures,
     check_variants,
     draw_temperatures,
-    epochs_to_reach,
     exponentially_weighted_average,
     formula_pair_paths,
-    formula_pair_summary,
 )
 from neural_net_lab.pipelines.optimizers.params import (
     EwaParams,
@@ -28,6 +26,7 @@ from neural_net_lab.pipelines.optimizers.params import (
     TrajectoriesParams,
 )
 from neural_net_lab.pipelines.optimizers.pipeline import SHIPPED_VARIANTS
+from neural_net_lab.pipelines.optimizers.report import epochs_to_reach, formula_pair_summary
 from neural_net_lab.variants import variant_names
 from tests.conftest import FAST_TRAINING, PROJECT_ROOT, mlflow_client, run_kedro
 

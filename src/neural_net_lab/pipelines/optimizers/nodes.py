@@ -1,5 +1,8 @@
-"""Nodes of the optimizers pipeline: variant checks, the comparison report, the exponentially
-weighted average and the optimizer paths over two-variable functions."""
+"""Nodes of the optimizers pipeline that compute: the variant check before the trainings,
+the exponentially weighted averages, and the optimizer paths over two-variable functions (the
+``torch.optim`` settings and the lesson's formulas next to them; the functions and the paths
+themselves are in ``surfaces``). The tables and Markdown are made in ``report``, the figures in
+``plots``."""
 
 from __future__ import annotations
 
@@ -10,42 +13,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib import pyplot as plt
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams, OptimizerParams, TrainingParams
-from neural_net_lab.engine.overrides import VariantParams
+from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
 from neural_net_lab.phone_table import check_feature_table
-from neural_net_lab.reporting import markdown_table, plot_histories, results_table
 from neural_net_lab.variants import check_variant_blocks
 
-from .params import (
-    EwaParams,
-    FormulaPairsParams,
-    FunctionParams,
-    OptimizersReportParams,
-    TrajectoriesParams,
-)
+from .params import EwaParams, FormulaPairsParams, TrajectoriesParams
 from .surfaces import (
-    Surface,
-    build_surface,
+    Paths,
     lesson_adam_path,
     lesson_momentum_path,
+    surface_named,
     torch_path,
     uncorrected_adam_factor,
 )
 
 logger = logging.getLogger(__name__)
 
-Paths = dict[str, dict[str, np.ndarray]]
-
-# ---- variants ----------------------------------------------------------------------------
-
 
 def check_variants(  # noqa: PLR0917 - Kedro passes a node's inputs by position
     fit_set: pd.DataFrame,
     validation_set: pd.DataFrame,
     test_set: pd.DataFrame,
-    variants: dict[str, VariantParams],
+    variants: Mapping[str, Any],  # as the parameters hold it: check_variant_blocks types it
     model: ModelParams,
     training: TrainingParams,
     columns: ColumnsParams,
@@ -68,84 +58,7 @@ def check_variants(  # noqa: PLR0917 - Kedro passes a node's inputs by position
     return fit_set, validation_set, test_set
 
 
-# ---- comparison report -------------------------------------------------------------------
-
-_REPORTED = [
-    "final_train_loss",
-    "train_accuracy",
-    "best_val_accuracy",
-    "test_accuracy",
-    "training_seconds",
-]
-
-
-def epochs_to_reach(values: Sequence[float], target: float) -> int | None:
-    """First epoch (1-based) whose value is at least ``target``; None if none is."""
-    return next((epoch for epoch, value in enumerate(values, start=1) if value >= target), None)
-
-
-def _settings(optimizer: OptimizerParams | Mapping[str, Any]) -> str:
-    if isinstance(optimizer, OptimizerParams):
-        optimizer = optimizer.dump()
-    settings = ", ".join(f"{k}={v}" for k, v in optimizer.items() if k != "name")
-    return f"{optimizer['name']}({settings})"
-
-
-def comparison_table(report: OptimizersReportParams, *results: dict[str, Any]) -> pd.DataFrame:
-    """One row per optimizer: settings, final losses and accuracies, epochs to target, time."""
-    target = report.target_val_accuracy
-    table = results_table(results, _REPORTED)
-    table.insert(1, "optimizer", [_settings(r["training"]["optimizer"]) for r in results])
-    table.insert(
-        table.columns.get_loc("test_accuracy") + 1,
-        "epochs_to_target",
-        pd.array(
-            [epochs_to_reach(r["history"].get("val_accuracy", []), target) for r in results],
-            dtype="Int64",
-        ),
-    )
-    return table
-
-
-def comparison_markdown(
-    table: pd.DataFrame, report: OptimizersReportParams, training: TrainingParams
-) -> str:
-    """The comparison table as a Markdown report with how it was measured."""
-    shown = table.astype({"epochs_to_target": "object"}).fillna({"epochs_to_target": "not reached"})
-    # Final losses span orders of magnitude: four decimals would show Adam's as 0.0000, and
-    # the table formatter would turn "2.8e-05" back into one.
-    shown["final_train_loss"] = shown["final_train_loss"].map(_scientific)
-    notes = [
-        f"`epochs_to_target`: first epoch with validation accuracy ≥ {report.target_val_accuracy}. "
-        f"All variants: seed {training.seed}, batch size {training.batch_size}, the same "
-        "fit/validation/test split; the settings that differ are in `optimizer`.",
-        "`best_val_accuracy` is the best epoch's validation accuracy; `train_accuracy` and "
-        "`test_accuracy` are the final model's. The test split is reported, never used to choose.",
-        "`training_seconds`: wall time of the training loop (with the per-epoch validation).",
-        "Curves: `optimizers_loss_curves.png`; each variant is a child run of this run in MLflow.",
-    ]
-    return markdown_table(shown, "Optimizers on the phone-price MLP", notes)
-
-
-def _scientific(value: float) -> str:
-    mantissa, exponent = f"{value:.2e}".split("e")
-    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
-
-
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def loss_curves_plot(report: OptimizersReportParams, *results: dict[str, Any]) -> plt.Figure:
-    """Every optimizer's training and validation loss and validation accuracy per epoch."""
-    figure = plot_histories(
-        results, ["train_loss", "val_loss", "val_accuracy"], "Optimizers: phone-price MLP"
-    )
-    accuracy_axis = figure.axes[-1]
-    accuracy_axis.axhline(report.target_val_accuracy, color="grey", linestyle=":", label="target")
-    return figure
-
-
-# ---- exponentially weighted average ------------------------------------------------------
+# ---- exponentially weighted average -----------------------------------------------------
 
 
 def exponentially_weighted_average(
@@ -185,156 +98,26 @@ def average_temperatures(temperatures: pd.DataFrame, ewa: EwaParams) -> pd.DataF
     return table
 
 
-def plot_temperatures(table: pd.DataFrame, ewa: EwaParams) -> plt.Figure:
-    """Temperatures as points, each average as a line (dashed: without bias correction)."""
-    figure, axis = plt.subplots(figsize=(9, 4.5))
-    axis.scatter(
-        table["day"], table["temperature"], color="black", s=14, label="temperature", zorder=3
-    )
-    for index, beta in enumerate(ewa.betas):
-        color = f"C{index}"
-        axis.plot(
-            table["day"],
-            table[ewa_column(beta, False)],
-            color=color,
-            linestyle="--",
-            label=f"β = {beta}, no bias correction",
-        )
-        axis.plot(
-            table["day"],
-            table[ewa_column(beta, True)],
-            color=color,
-            label=f"β = {beta}, bias-corrected",
-        )
-    axis.set(
-        title="Exponentially weighted average of daily temperatures",
-        xlabel="day",
-        ylabel="temperature",
-    )
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    return figure
-
-
-# ---- optimizer paths over two-variable functions -----------------------------------------
-
-
-def _surface(trajectories: TrajectoriesParams, name: str) -> Surface:
-    if name not in trajectories.root:
-        raise ValueError(
-            f"optimizers_trajectories.{name}: no such function; defined: {sorted(trajectories.root)}"
-        )
-    return build_surface(trajectories.root[name].function)
+# ---- optimizer paths over two-variable functions ----------------------------------------
 
 
 def optimizer_paths(trajectories: TrajectoriesParams) -> Paths:
     """Each function's path for each ``torch.optim`` optimizer, from one start, same steps."""
     return {
         name: {
-            key: torch_path(_surface(trajectories, name), setup.start, optimizer, setup.steps)
+            key: torch_path(surface_named(trajectories, name), setup.start, optimizer, setup.steps)
             for key, optimizer in setup.optimizers.items()
         }
         for name, setup in trajectories.root.items()
     }
 
 
-def _value(surface: Surface, point: np.ndarray) -> float:
-    return float(surface(torch.tensor(point[0]), torch.tensor(point[1])))
-
-
-def trajectory_summary(paths: Paths, trajectories: TrajectoriesParams) -> pd.DataFrame:
-    """Where each optimizer ended on each function, and its value there."""
-    rows = []
-    for name, by_optimizer in paths.items():
-        surface = _surface(trajectories, name)
-        for key, path in by_optimizer.items():
-            rows.append(
-                {
-                    "function": name,
-                    "optimizer": key,
-                    "settings": _settings(trajectories.root[name].optimizers[key]),
-                    "steps": len(path) - 1,
-                    "start_value": _value(surface, path[0]),
-                    "final_x": path[-1][0],
-                    "final_y": path[-1][1],
-                    "final_value": _value(surface, path[-1]),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def _contour(
-    axis: plt.Axes, surface: Surface, paths: Sequence[np.ndarray], minimum: Sequence[float]
-) -> None:
-    points = np.vstack([*paths, [minimum]])
-    low, high = points.min(axis=0), points.max(axis=0)
-    margin = 0.15 * np.maximum(high - low, 1e-3)
-    x, y = np.meshgrid(
-        np.linspace(low[0] - margin[0], high[0] + margin[0], 300),
-        np.linspace(low[1] - margin[1], high[1] + margin[1], 300),
-    )
-    values = surface(torch.from_numpy(x), torch.from_numpy(y)).numpy()
-    # Log-spaced levels show both the steep walls and the flat valley floor.
-    levels = np.geomspace(max(values.min(), 1e-4), values.max(), 25)
-    axis.contour(x, y, values, levels=levels, colors="0.55", linewidths=0.7, alpha=0.8)
-    axis.plot(*minimum, marker="*", color="black", markersize=12, linestyle="none", label="minimum")
-
-
-def _minimum(function: FunctionParams) -> list[float]:
-    a = 1.0 if function.a is None else function.a
-    return [a, a * a] if function.kind == "rosenbrock" else [0.0, 0.0]
-
-
-def _draw_paths(
-    axis: plt.Axes, paths: Mapping[str, np.ndarray], styles: Mapping[str, dict] | None = None
-) -> None:
-    for index, (label, path) in enumerate(paths.items()):
-        # Markers show the step lengths; on long paths they would only hide the lines.
-        marker = "o" if len(path) <= 100 else None
-        style = {
-            "color": f"C{index}",
-            "marker": marker,
-            "markersize": 2.5,
-            "linewidth": 1.2,
-            **(styles or {}).get(label, {}),
-        }
-        axis.plot(path[:, 0], path[:, 1], label=label, **style)
-        # Where each path ends, visible even where later paths are drawn over it.
-        axis.plot(
-            *path[-1], marker="X", markersize=9, color=style["color"], markeredgecolor="white"
-        )
-    first = next(iter(paths.values()))
-    axis.plot(*first[0], marker="s", color="black", linestyle="none", label="start")
-
-
-def plot_trajectories(paths: Paths, trajectories: TrajectoriesParams) -> plt.Figure:
-    """One panel per function: its contour and every optimizer's path."""
-    figure, axes = plt.subplots(1, len(paths), figsize=(7 * len(paths), 5.5), squeeze=False)
-    for axis, (name, by_optimizer) in zip(axes[0], paths.items()):
-        setup = trajectories.root[name]
-        _contour(
-            axis,
-            _surface(trajectories, name),
-            list(by_optimizer.values()),
-            _minimum(setup.function),
-        )
-        _draw_paths(
-            axis, {f"{k}: {_settings(setup.optimizers[k])}": p for k, p in by_optimizer.items()}
-        )
-        axis.set(title=f"{name.replace('_', ' ')}, {setup.steps} steps", xlabel="x", ylabel="y")
-        axis.legend(fontsize=7, loc="best")
-    figure.suptitle("torch.optim optimizers on two-variable functions")
-    figure.tight_layout()
-    return figure
-
-
-# ---- the lesson's formulas next to PyTorch's ---------------------------------------------
+# ---- the lesson's formulas next to PyTorch's --------------------------------------------
 
 
 def formula_pair_paths(pairs: FormulaPairsParams, trajectories: TrajectoriesParams) -> Paths:
     """The lesson's momentum and Adam next to ``torch.optim`` settings, same start and steps."""
-    surface = _surface(trajectories, pairs.function)
+    surface = surface_named(trajectories, pairs.function)
     start, steps = trajectories.root[pairs.function].start, trajectories.root[pairs.function].steps
     lr, beta = pairs.momentum.lr, pairs.momentum.beta
     adam = pairs.adam
@@ -364,51 +147,3 @@ def formula_pair_paths(pairs: FormulaPairsParams, trajectories: TrajectoriesPara
             ),
         },
     }
-
-
-def formula_pair_summary(paths: Paths) -> pd.DataFrame:
-    """How far each PyTorch setting's path strays from the lesson's (the first series)."""
-    rows = []
-    for pair, series in paths.items():
-        (lesson_label, lesson), *others = series.items()
-        for label, path in others:
-            gaps = np.linalg.norm(path - lesson, axis=1)
-            rows.append(
-                {
-                    "pair": pair,
-                    "lesson": lesson_label,
-                    "pytorch": label,
-                    "max_distance": gaps.max(),
-                    "final_distance": gaps[-1],
-                    "first_step_ratio": np.linalg.norm(path[1] - path[0])
-                    / np.linalg.norm(lesson[1] - lesson[0]),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def plot_formula_pairs(
-    paths: Paths, pairs: FormulaPairsParams, trajectories: TrajectoriesParams
-) -> plt.Figure:
-    """One panel per pair: the lesson's path solid, PyTorch's settings over it."""
-    surface = _surface(trajectories, pairs.function)
-    minimum = _minimum(trajectories.root[pairs.function].function)
-    figure, axes = plt.subplots(1, len(paths), figsize=(7 * len(paths), 5.5), squeeze=False)
-    for axis, (pair, series) in zip(axes[0], paths.items()):
-        _contour(axis, surface, list(series.values()), minimum)
-        labels = list(series)
-        # The exact equivalent is drawn dashed on top of the lesson's path that it retraces.
-        _draw_paths(
-            axis,
-            series,
-            {
-                labels[0]: {"linewidth": 3, "alpha": 0.5},
-                labels[2]: {"linestyle": "--", "marker": "x"},
-            },
-        )
-        axis.set(title=f"{pair}: lesson vs torch.optim", xlabel="x", ylabel="y")
-        axis.legend(fontsize=7, loc="best")
-    steps = trajectories.root[pairs.function].steps
-    figure.suptitle(f"Same start, same {steps} steps on the {pairs.function.replace('_', ' ')}")
-    figure.tight_layout()
-    return figure

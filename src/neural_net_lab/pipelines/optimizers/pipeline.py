@@ -16,18 +16,12 @@ from neural_net_lab.variants import variant_names, variant_pipeline
 from .nodes import (
     average_temperatures,
     check_variants,
-    comparison_markdown,
-    comparison_table,
     draw_temperatures,
     formula_pair_paths,
-    formula_pair_summary,
-    loss_curves_plot,
     optimizer_paths,
-    plot_formula_pairs,
-    plot_temperatures,
-    plot_trajectories,
-    trajectory_summary,
 )
+from .plots import loss_curves_plot, plot_formula_pairs, plot_temperatures, plot_trajectories
+from .report import comparison_markdown, comparison_table, formula_pair_summary, trajectory_summary
 
 # The blocks of conf/base/parameters_optimizers.yml, for a run without a project around it.
 SHIPPED_VARIANTS = ("sgd", "sgd_momentum", "adagrad", "rmsprop", "adam")

@@ -16,9 +16,10 @@ import torch
 from neural_net_lab.engine.config import OptimizerParams
 from neural_net_lab.engine.optim import build_optimizer
 
-from .params import FunctionParams
+from .params import FunctionParams, TrajectoriesParams
 
 Surface = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Paths = dict[str, dict[str, np.ndarray]]  # function or pair → label → (steps + 1, 2) points
 
 
 def _elongated_quadratic(a: float = 0.1, b: float = 2.0) -> Surface:
@@ -41,6 +42,25 @@ def build_surface(function: FunctionParams) -> Surface:
     """``{kind: rosenbrock, a: 1, b: 100}`` → f(x, y); ``a`` and ``b`` default to the kind's."""
     settings = {k: v for k, v in function.model_dump(exclude={"kind"}).items() if v is not None}
     return SURFACES[function.kind](**settings)
+
+
+def surface_named(trajectories: TrajectoriesParams, name: str) -> Surface:
+    """The function of ``optimizers_trajectories.<name>``."""
+    if name not in trajectories.root:
+        raise ValueError(
+            f"optimizers_trajectories.{name}: no such function; defined: {sorted(trajectories.root)}"
+        )
+    return build_surface(trajectories.root[name].function)
+
+
+def minimum_of(function: FunctionParams) -> list[float]:
+    """Where the function is smallest: (a, a²) for Rosenbrock, the origin for the quadratic."""
+    a = 1.0 if function.a is None else function.a
+    return [a, a * a] if function.kind == "rosenbrock" else [0.0, 0.0]
+
+
+def value_at(surface: Surface, point: np.ndarray) -> float:
+    return float(surface(torch.tensor(point[0]), torch.tensor(point[1])))
 
 
 def _gradient(surface: Surface, point: torch.Tensor) -> torch.Tensor:
