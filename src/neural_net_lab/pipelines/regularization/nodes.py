@@ -1,7 +1,7 @@
 """Nodes of the regularization experiment: variant checks, the dropout demonstration, the report.
 
-The variants themselves are trained by the training template (``variant_pipeline``); a
-result is the dict that ``training.nodes.train_variant`` returns.
+The variants themselves are trained by ``variants.variant_pipeline``; a result is the dict
+that ``variants.train_variant`` returns.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ EXPERIMENT = "regularization"
 
 
 def plan_variants(
-    model: ModelParams, training: TrainingParams, variants: dict[str, VariantParams]
+    model: ModelParams, training: TrainingParams, variants: Mapping[str, Any]
 ) -> dict[str, dict[str, Any]]:
     """Checks every variant block before any training; returns each variant's overrides, flattened."""
     checked = check_variant_blocks(EXPERIMENT, variants, model, training)
