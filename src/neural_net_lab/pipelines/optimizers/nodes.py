@@ -19,6 +19,7 @@ from neural_net_lab.phone_table import check_feature_table
 from neural_net_lab.variants import check_variant_blocks
 
 from .params import EwaParams, FormulaPairsParams, TrajectoriesParams
+from .report import ewa_column
 from .surfaces import (
     Paths,
     lesson_adam_path,
@@ -80,11 +81,6 @@ def draw_temperatures(ewa: EwaParams) -> pd.DataFrame:
     return pd.DataFrame(
         {"day": np.arange(1, ewa.days + 1), "temperature": temperatures.double().numpy()}
     )
-
-
-def ewa_column(beta: float, bias_correction: bool) -> str:
-    """Column name of one average in the EWA table."""
-    return f"ewa_beta_{beta}" + ("_corrected" if bias_correction else "")
 
 
 def average_temperatures(temperatures: pd.DataFrame, ewa: EwaParams) -> pd.DataFrame:

@@ -13,9 +13,8 @@ from matplotlib import pyplot as plt
 
 from neural_net_lab.reporting import plot_histories
 
-from .nodes import ewa_column
 from .params import EwaParams, FormulaPairsParams, OptimizersReportParams, TrajectoriesParams
-from .report import optimizer_label
+from .report import ewa_column, optimizer_label
 from .surfaces import Paths, Surface, minimum_of, surface_named
 
 

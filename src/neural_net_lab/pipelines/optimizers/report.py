@@ -1,6 +1,6 @@
 """The optimizers pipeline's tables and Markdown: the variants' comparison (settings, final
-losses and accuracies, epochs to the target accuracy), where each optimizer's path ended, and
-how far each PyTorch setting strays from the lesson's formula."""
+losses and accuracies, epochs to the target accuracy), the EWA table's column names, where each
+optimizer's path ended, and how far each PyTorch setting strays from the lesson's formula."""
 
 from __future__ import annotations
 
@@ -79,6 +79,11 @@ def _scientific(value: float) -> str:
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def ewa_column(beta: float, bias_correction: bool) -> str:
+    """Column name of one average in the EWA table."""
+    return f"ewa_beta_{beta}" + ("_corrected" if bias_correction else "")
 
 
 def trajectory_summary(paths: Paths, trajectories: TrajectoriesParams) -> pd.DataFrame:

@@ -38,19 +38,15 @@ SURFACES: dict[str, Callable[..., Surface]] = {
 }
 
 
-def build_surface(function: FunctionParams) -> Surface:
-    """``{kind: rosenbrock, a: 1, b: 100}`` → f(x, y); ``a`` and ``b`` default to the kind's."""
-    settings = {k: v for k, v in function.model_dump(exclude={"kind"}).items() if v is not None}
-    return SURFACES[function.kind](**settings)
-
-
 def surface_named(trajectories: TrajectoriesParams, name: str) -> Surface:
-    """The function of ``optimizers_trajectories.<name>``."""
+    """The function of ``optimizers_trajectories.<name>``; ``a`` and ``b`` default to the kind's."""
     if name not in trajectories.root:
         raise ValueError(
             f"optimizers_trajectories.{name}: no such function; defined: {sorted(trajectories.root)}"
         )
-    return build_surface(trajectories.root[name].function)
+    function = trajectories.root[name].function
+    settings = {k: v for k, v in function.model_dump(exclude={"kind"}).items() if v is not None}
+    return SURFACES[function.kind](**settings)
 
 
 def minimum_of(function: FunctionParams) -> list[float]:
