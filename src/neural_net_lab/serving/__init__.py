@@ -4,6 +4,8 @@
 a network; the default model is one member with the training split's scaler, a tuned fold
 ensemble has k or k × m) into the artifacts of ``phone_price_classifier.py`` (a
 self-contained "model from code") and logs and registers it in the active MLflow run.
+It imports the engine, phone_table and datasets; the training, tuning and inference pipelines
+import it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 from pydantic import Field
 from torch import nn
 
+from neural_net_lab.datasets.tuned_parameters import TunedParams
 from neural_net_lab.engine.config import Block, ColumnsParams, ModelParams, PositiveInt
 from neural_net_lab.engine.ensemble import Ensemble, build_ensemble, load_ensemble, state_of
 from neural_net_lab.phone_table import scaler_arrays
@@ -148,7 +151,7 @@ def log_phone_price_classifier(
 
 
 def tuned_classifier(
-    tuned: Mapping[str, Any],
+    tuned: TunedParams,
     ensemble: Ensemble | Mapping[str, torch.Tensor],
     refit: nn.Module | Mapping[str, torch.Tensor],
     scaler: Mapping[str, Any],
@@ -158,7 +161,6 @@ def tuned_classifier(
     chosen trial's fold networks, each with its fold's scaler (``ensemble``), or the network
     refit on the whole training split with its scaler (``refit``; also what a file written
     before fold ensembles holds). The catalog hands state dicts; modules are taken as well."""
-    model = ModelParams.model_validate(tuned["model"])
-    if tuned.get("final", "refit") == "ensemble":
-        return load_ensemble(state_of(ensemble), model)
-    return scaled_network(scaler, state_of(refit), model, columns)
+    if tuned.final == "ensemble":
+        return load_ensemble(state_of(ensemble), tuned.model)
+    return scaled_network(scaler, state_of(refit), tuned.model, columns)

@@ -13,6 +13,7 @@ import yaml
 from kedro_datasets.json import JSONDataset
 from kedro_datasets_experimental.pytorch import PyTorchDataset
 
+from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.hooks import MissingInputError
 from neural_net_lab.phone_table import DataValidationError
@@ -33,9 +34,10 @@ model.predict(pd.read_csv(sys.argv[1])).to_csv(sys.argv[2], index=False)
 """
 
 
-def configured_model(project) -> dict:
-    """The ``model`` parameters of the project copy."""
-    return yaml.safe_load((project / "conf/base/parameters_training.yml").read_text())["model"]
+def configured_model(project) -> ModelParams:
+    """The ``model`` block of the project copy."""
+    parameters = yaml.safe_load((project / "conf/base/parameters_training.yml").read_text())
+    return ModelParams.model_validate(parameters["model"])
 
 
 def test_default_run_registers_a_model_that_prices_like_the_batch_pipeline(

@@ -21,6 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from neural_net_lab.datasets.tuned_parameters import TunedParams
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
 from neural_net_lab.engine.cv import cross_validate
 from neural_net_lab.engine.ensemble import Ensemble, build_ensemble, load_ensemble, state_of
@@ -165,30 +166,30 @@ def run_study(
 
 def choose_configuration(
     trials: list[Any], model: ModelParams, training: TrainingParams, tuning: TuningParams
-) -> dict[str, Any]:
+) -> TunedParams:
     """The best trial's ``model`` and ``training`` blocks and what is served from them
     (``final``): what tuned_parameters.yml holds."""
     from .search_space import configure  # noqa: PLC0415 - light, kept beside its only use
 
     best = reports.best_trial(trials)
     tuned_model, tuned_training = configure(model, training, best.user_attrs.get("values", {}))
-    return {
-        "model": tuned_model.model_dump(),
-        "training": tuned_training.model_dump(exclude_none=True),
-        "final": tuning.final,
-        "ensemble_seeds": tuning.ensemble_seeds,
-        "trial": best.number,
-        "cv_accuracy": best.value,
-        "cv_std": best.user_attrs.get("std_accuracy"),
-        "fold_accuracy": best.user_attrs.get("fold_accuracy"),
-    }
+    return TunedParams(
+        model=tuned_model,
+        training=tuned_training,
+        final=tuning.final,
+        ensemble_seeds=tuning.ensemble_seeds,
+        trial=best.number,
+        cv_accuracy=best.value,
+        cv_std=best.user_attrs.get("std_accuracy"),
+        fold_accuracy=best.user_attrs.get("fold_accuracy"),
+    )
 
 
-def tuned_environment(tuned: dict[str, Any]) -> dict[str, Any]:
+def tuned_environment(tuned: TunedParams) -> dict[str, Any]:
     """The tuned ``model`` and ``training`` blocks as a Kedro configuration environment
     (conf/tuned/parameters.yml): ``kedro run --env tuned`` trains, evaluates, serves and
     prices with them, every pipeline seeing the same blocks."""
-    return {"model": tuned["model"], "training": tuned["training"]}
+    return tuned.blocks()
 
 
 def refit(
@@ -201,12 +202,9 @@ def refit(
     return network
 
 
-def refit_tuned(
-    train_set: pd.DataFrame, tuned: dict[str, Any], columns: ColumnsParams
-) -> nn.Module:
+def refit_tuned(train_set: pd.DataFrame, tuned: TunedParams, columns: ColumnsParams) -> nn.Module:
     """The chosen configuration (tuned_parameters.yml) trained on the whole training split."""
-    model, training = blocks_of(tuned)
-    return refit(train_set, model, training, columns)
+    return refit(train_set, tuned.model, tuned.training, columns)
 
 
 def tune_baselines(
@@ -225,7 +223,7 @@ def tune_baselines(
 
 
 def rebuild_fold_networks(
-    cv_data: dict[str, Any], tuned: dict[str, Any], tuning: TuningParams
+    cv_data: dict[str, Any], tuned: TunedParams, tuning: TuningParams
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The chosen trial's fold networks, trained again: each fold with ``ensemble_seeds``
     seeds, all in one stack, each with its fold's scaler.
@@ -236,18 +234,17 @@ def rebuild_fold_networks(
     own training: its held-out accuracies must be the trial's stored ones, which is checked
     and reported (``reproduced``).
     """
-    model, training = blocks_of(tuned)
     cv = cross_validate(
         cv_data["features"],
         cv_data["labels"],
         cv_data["folds"],
-        model,
-        training,
+        tuned.model,
+        tuned.training,
         stacked=tuning.stacked,
         seeds_per_fold=tuning.ensemble_seeds,
         keep_networks=True,
     )
-    stored = tuned.get("fold_accuracy")
+    stored = tuned.fold_accuracy
     reproduced = stored is not None and np.allclose(cv.val_accuracy, stored, rtol=0, atol=1e-9)
     if not reproduced:
         logger.warning(
@@ -265,17 +262,7 @@ def rebuild_fold_networks(
         "reproduced": bool(reproduced),
         "member_cv_accuracy": float(np.mean([m.val_accuracy for m in cv.members])),
     }
-    return build_ensemble(members, model), check
-
-
-def blocks_of(tuned: Mapping[str, Any]) -> tuple[ModelParams, TrainingParams]:
-    """The typed ``model`` and ``training`` blocks of a tuned_parameters.yml."""
-    missing = [k for k in ("model", "training") if k not in tuned]
-    if missing:
-        raise ValueError(f"tuned parameters lack the block(s) {missing}")
-    return ModelParams.model_validate(tuned["model"]), TrainingParams.model_validate(
-        tuned["training"]
-    )
+    return build_ensemble(members, tuned.model), check
 
 
 def score_tuning(
@@ -284,7 +271,7 @@ def score_tuning(
     ensemble_check: dict[str, Any],
     refit_network: nn.Module | dict[str, Any],
     default_network: nn.Module | dict[str, Any],
-    tuned: dict[str, Any],
+    tuned: TunedParams,
     trials: list[Any],
     cv_data: dict[str, Any],
     baselines: dict[str, dict[str, Any]],
@@ -303,7 +290,6 @@ def score_tuning(
     the evaluation pipeline's quick reference). ``tuning.final`` chose what is served before
     any test score existed; the test scores only report.
     """
-    tuned_model, _ = blocks_of(tuned)
     raw_test = test_split[list(columns.features)].to_numpy(dtype="float64")
     labels = test_split[columns.target].to_numpy()
     classes = np.asarray(columns.classes)
@@ -312,7 +298,7 @@ def score_tuning(
         predicted = classes[classifier.probabilities(raw_test).argmax(axis=1)]
         return float(np.mean(predicted == labels))
 
-    chosen_cv = {"cv_accuracy": float(tuned["cv_accuracy"]), "cv_std": _std(tuned)}
+    chosen_cv = {"cv_accuracy": float(tuned.cv_accuracy), "cv_std": _float(tuned.cv_std)}
     default = [t for t in trials if t.user_attrs.get("default_configuration")]
     default_cv = (
         {"cv_accuracy": float(default[0].value), "cv_std": default[0].user_attrs["std_accuracy"]}
@@ -322,13 +308,13 @@ def score_tuning(
     rows = {
         "ensemble": {
             **chosen_cv,
-            "test_accuracy": test_accuracy(load_ensemble(state_of(ensemble), tuned_model)),
+            "test_accuracy": test_accuracy(load_ensemble(state_of(ensemble), tuned.model)),
             **ensemble_check,
         },
         "refit": {
             **chosen_cv,
             "test_accuracy": test_accuracy(
-                scaled_network(scaler, state_of(refit_network), tuned_model, columns)
+                scaled_network(scaler, state_of(refit_network), tuned.model, columns)
             ),
         },
         "default": {
@@ -357,7 +343,7 @@ def score_tuning(
         "study_name": tuning.study_name,
         "n_trials": len(trials),
         "trial_states": reports.state_counts(trials),
-        "best_trial": tuned["trial"],
+        "best_trial": tuned.trial,
         "final": tuning.final,
         **rows,
         "baselines": baselines,
@@ -377,9 +363,8 @@ def score_tuning(
     return metrics, flat
 
 
-def _std(tuned: Mapping[str, Any]) -> float:
-    std = tuned.get("cv_std")
-    return float(std) if std is not None else float("nan")
+def _float(value: float | None) -> float:
+    return float(value) if value is not None else float("nan")
 
 
 def trials_report(trials: list[Any]) -> pd.DataFrame:
@@ -409,7 +394,7 @@ def log_tuned_model(
     *,
     ensemble: nn.Module | dict[str, Any],
     refit_network: nn.Module | dict[str, Any],
-    tuned: dict[str, Any],
+    tuned: TunedParams,
     scaler: Mapping[str, Any],
     raw_phones: pd.DataFrame,
     columns: ColumnsParams,
@@ -436,7 +421,7 @@ def log_tuned_model(
         )
     return {
         "logged": True,
-        "final": tuned.get("final", "refit"),
+        "final": tuned.final,
         "members": len(classifier),
         "run_id": info.run_id,
         "model_uri": f"models:/{name}@tuned" if name else info.model_uri,

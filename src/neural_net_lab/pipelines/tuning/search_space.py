@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import StrictBool, ValidationError, model_validator
 
 from neural_net_lab.engine.config import Block, ModelParams, TrainingParams
-from neural_net_lab.engine.overrides import merge
+from neural_net_lab.engine.overrides import merge, with_overrides
 
 _PRIMITIVE = (type(None), bool, int, float, str)
 _NONZERO = ":nonzero"  # suffix of the switch that turns an or_zero penalty on
@@ -87,19 +87,17 @@ def suggest(trial: Any, space: Mapping[str, Dimension]) -> dict[str, Any]:
 def configure(
     model: ModelParams, training: TrainingParams, values: Mapping[str, Any]
 ) -> tuple[ModelParams, TrainingParams]:
-    """The default blocks with ``values`` set at their dotted paths, validated."""
-    blocks = {
-        "model": model.model_dump(exclude_unset=True),
-        "training": training.model_dump(exclude_unset=True),
-    }
+    """The default blocks with ``values`` set at their dotted paths, each block validated once."""
+    changes: dict[str, dict[str, Any]] = {"model": {}, "training": {}}
     for key in sorted(values, key=lambda k: k.count(".")):
         block, *path = key.split(".")
         override: Any = values[key]
         for part in reversed(path):
             override = {part: override}
-        blocks[block] = merge(blocks[block], override)
-    return ModelParams.model_validate(blocks["model"]), TrainingParams.model_validate(
-        blocks["training"]
+        changes[block] = merge(changes[block], override)
+    return (
+        with_overrides(model, changes["model"], "model"),
+        with_overrides(training, changes["training"], "training"),
     )
 
 
