@@ -15,16 +15,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
 from neural_net_lab.datasets.tuned_parameters import TunedParams
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
 from neural_net_lab.engine.cv import cross_validate
-from neural_net_lab.engine.ensemble import Ensemble, build_ensemble, load_ensemble, state_of
+from neural_net_lab.engine.ensemble import build_ensemble, load_ensemble, state_of
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.linear_baseline import EvaluationParams
 from neural_net_lab.serving import (
@@ -34,7 +31,7 @@ from neural_net_lab.serving import (
     tuned_classifier,
 )
 
-from . import reports
+from . import reports, scoring
 from .baselines import check_baselines
 from .baselines import tune_baselines as tune_on_folds
 from .config import TuningParams
@@ -290,54 +287,32 @@ def score_tuning(
     the evaluation pipeline's quick reference). ``tuning.final`` chose what is served before
     any test score existed; the test scores only report.
     """
-    raw_test = test_split[list(columns.features)].to_numpy(dtype="float64")
-    labels = test_split[columns.target].to_numpy()
-    classes = np.asarray(columns.classes)
-
-    def test_accuracy(classifier: Ensemble) -> float:
-        predicted = classes[classifier.probabilities(raw_test).argmax(axis=1)]
-        return float(np.mean(predicted == labels))
-
-    chosen_cv = {"cv_accuracy": float(tuned.cv_accuracy), "cv_std": _float(tuned.cv_std)}
-    default = [t for t in trials if t.user_attrs.get("default_configuration")]
-    default_cv = (
-        {"cv_accuracy": float(default[0].value), "cv_std": default[0].user_attrs["std_accuracy"]}
-        if default and default[0].state.name == "COMPLETE"
-        else {"cv_accuracy": float("nan"), "cv_std": float("nan")}
-    )
+    cv = scoring.chosen_cv(tuned)
     rows = {
         "ensemble": {
-            **chosen_cv,
-            "test_accuracy": test_accuracy(load_ensemble(state_of(ensemble), tuned.model)),
+            **cv,
+            "test_accuracy": scoring.test_accuracy(
+                load_ensemble(state_of(ensemble), tuned.model), test_split, columns
+            ),
             **ensemble_check,
         },
         "refit": {
-            **chosen_cv,
-            "test_accuracy": test_accuracy(
-                scaled_network(scaler, state_of(refit_network), tuned.model, columns)
+            **cv,
+            "test_accuracy": scoring.test_accuracy(
+                scaled_network(scaler, state_of(refit_network), tuned.model, columns),
+                test_split,
+                columns,
             ),
         },
         "default": {
-            **default_cv,
-            "test_accuracy": test_accuracy(
-                scaled_network(scaler, state_of(default_network), model, columns)
+            **scoring.default_cv(trials),
+            "test_accuracy": scoring.test_accuracy(
+                scaled_network(scaler, state_of(default_network), model, columns),
+                test_split,
+                columns,
             ),
         },
-    }
-    untuned = make_pipeline(
-        StandardScaler(), LogisticRegression(**evaluation.baseline.model_dump())
-    )
-    untuned_cv = cross_val_score(
-        untuned, cv_data["features"], cv_data["labels"], cv=cv_data["folds"], scoring="accuracy"
-    )
-    rows["untuned_baseline"] = {
-        "estimator": "sklearn.linear_model.LogisticRegression",
-        "params": evaluation.baseline.model_dump(),
-        "cv_accuracy": float(untuned_cv.mean()),
-        "cv_std": float(untuned_cv.std()),
-        "test_accuracy": float(
-            untuned.fit(cv_data["features"], cv_data["labels"]).score(raw_test, labels)
-        ),
+        "untuned_baseline": scoring.untuned_baseline(cv_data, test_split, columns, evaluation),
     }
     metrics = {
         "study_name": tuning.study_name,
@@ -347,24 +322,11 @@ def score_tuning(
         "final": tuning.final,
         **rows,
         "baselines": baselines,
-        "tuned": {k: rows[tuning.final][k] for k in ("cv_accuracy", "cv_std", "test_accuracy")},
+        "tuned": {k: rows[tuning.final][k] for k in scoring.SCORES},
     }
     metrics["test_accuracy"] = metrics["tuned"]["test_accuracy"]
     metrics["verdict"] = reports.verdict(metrics)
-    flat = {
-        f"tuning.{name}_{key}": {"value": float(scores[key]), "step": 0}
-        for name, scores in [
-            *((n, metrics[n]) for n in ("tuned", "ensemble", "refit", "default")),
-            ("untuned_baseline", rows["untuned_baseline"]),
-            *((f"baseline.{n}", b) for n, b in baselines.items()),
-        ]
-        for key in ("cv_accuracy", "cv_std", "test_accuracy")
-    }
-    return metrics, flat
-
-
-def _float(value: float | None) -> float:
-    return float(value) if value is not None else float("nan")
+    return metrics, scoring.as_mlflow_metrics(metrics)
 
 
 def trials_report(trials: list[Any]) -> pd.DataFrame:
