@@ -12,9 +12,9 @@ from typing import Any
 import mlflow
 import pandas as pd
 from matplotlib import pyplot as plt
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Param
 
-from neural_net_lab.engine.tracking import flatten_params, log_batch
+from neural_net_lab.engine.tracking import flatten_params, log_batch, log_history_and_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ def log_trial_run(trial: Any, parent_run_id: str, experiment_id: str) -> str:
         "optuna.trial_number": str(trial.number),
         "optuna.state": state,
         "dask.worker": str(attrs.get("worker", "")),
+        "optuna.study": str(attrs.get("study", "")),
     }
     if attrs.get("error"):
         tags["optuna.error"] = str(attrs["error"])[:5000]
@@ -105,26 +106,18 @@ def log_trial_run(trial: Any, parent_run_id: str, experiment_id: str) -> str:
     end = int((trial.datetime_complete or trial.datetime_start).timestamp() * 1000)
     run = client.create_run(experiment_id, start_time=start, tags=tags)
     params = [Param(k, str(v)[:6000]) for k, v in flatten_params(attrs.get("values", {})).items()]
-    metrics = [
-        Metric(f"fold_{f}_val_accuracy", float(v), end, 0)
-        for f, v in enumerate(attrs.get("fold_accuracy", []))
-    ]
-    for key in ("std_accuracy", "mean_log_loss", "epochs_run"):
-        if attrs.get(key) is not None:
-            metrics.append(Metric(key, float(attrs[key]), end, 0))
+    log_batch(run.info.run_id, params=params)
+    metrics = {f"fold_{f}_val_accuracy": v for f, v in enumerate(attrs.get("fold_accuracy", []))}
+    metrics |= {
+        k: attrs[k]
+        for k in ("std_accuracy", "mean_log_loss", "epochs_run")
+        if attrs.get(k) is not None
+    }
     if trial.state.name == "COMPLETE":
-        metrics.append(Metric("mean_accuracy", float(trial.value), end, 0))
+        metrics["mean_accuracy"] = trial.value
     # The per-epoch mean over folds, one step per epoch: the pruner's view, overlaid in the UI.
-    metrics += [
-        Metric("mean_val_accuracy", float(v), end, int(step))
-        for step, v in trial.intermediate_values.items()
-    ]
-    log_batch(
-        run.info.run_id,
-        metrics=metrics,
-        params=params,
-        tags=[RunTag("optuna.study", str(attrs.get("study", "")))],
-    )
+    curve = [v for _, v in sorted(trial.intermediate_values.items())]
+    log_history_and_metrics(run.info.run_id, {"mean_val_accuracy": curve}, metrics)
     client.set_terminated(
         run.info.run_id, "FAILED" if state == "fail" else "FINISHED", end_time=end
     )
