@@ -30,14 +30,20 @@ def plan_variants(
     model: ModelParams, training: TrainingParams, variants: Mapping[str, Any]
 ) -> dict[str, dict[str, Any]]:
     """Checks every variant block before any training; returns each variant's overrides, flattened."""
+    # Typed once, here: check_variant_blocks takes a typed block as it is (pydantic does not
+    # validate an instance again), and the plan reads the overrides from the same objects.
+    if isinstance(variants, Mapping):
+        variants = {
+            key: VariantParams.at(f"{EXPERIMENT}.{key}").model_validate(block)
+            for key, block in variants.items()
+        }
     checked = check_variant_blocks(EXPERIMENT, variants, model, training)
-    plan = {}
-    for name, key in zip(checked, variants, strict=True):
-        overrides = VariantParams.at(f"{EXPERIMENT}.{key}").model_validate(variants[key]).dump()
-        plan[name] = flatten_params(
-            {part: overrides.get(part) or {} for part in ("model", "training")}
+    return {
+        name: flatten_params(
+            {part: variant.dump().get(part) or {} for part in ("model", "training")}
         )
-    return plan
+        for name, variant in zip(checked, variants.values(), strict=True)
+    }
 
 
 def dropout_demonstration(demo: DropoutDemoParams) -> dict[str, Any]:
