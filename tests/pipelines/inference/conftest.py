@@ -3,6 +3,8 @@ temporary MLflow store by the training pipeline's node."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import mlflow
@@ -87,7 +89,7 @@ def assert_same_predictions(actual: pd.DataFrame, expected: pd.DataFrame) -> Non
 
 
 @pytest.fixture(scope="module")
-def served_store(tmp_path_factory, model_inputs, model_state, raw_phones, columns) -> str:
+def served_store(tmp_path_factory, model_inputs, model_state, raw_phones, columns) -> Iterator[str]:
     """A temporary MLflow store in which the training node logged and registered the model."""
     folder = tmp_path_factory.mktemp("served")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -100,4 +102,9 @@ def served_store(tmp_path_factory, model_inputs, model_state, raw_phones, column
             model_state, model_inputs["scaler"], raw_phones, MODEL_PARAMS, columns, SERVED
         )
     assert info["logged"] and info["registered_model_version"] == 1
-    return uri
+    yield uri
+    # set_registry_uri also exports MLFLOW_REGISTRY_URI: left behind, it would send later
+    # tests' registrations (mlflow.yml has no registry of its own) to this store.
+    mlflow.set_registry_uri(None)
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    mlflow.set_tracking_uri(None)
