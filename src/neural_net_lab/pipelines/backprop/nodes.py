@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams
+from neural_net_lab.engine.config import ColumnsParams, ModelParams, OptimizerParams
 from neural_net_lab.engine.manual_grad import ManualMLPGradient
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.optim import build_optimizer
@@ -44,7 +44,7 @@ def _values(model: nn.Module) -> Gradients:
 
 
 def _sgd(model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    return build_optimizer(model.parameters(), {"name": "SGD", "lr": lr}, where="backprop.sgd")
+    return build_optimizer(model.parameters(), OptimizerParams(name="SGD", lr=lr))
 
 
 # ---- the lesson's network ---------------------------------------------------------------

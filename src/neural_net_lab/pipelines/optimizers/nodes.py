@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
+from neural_net_lab.engine.config import ColumnsParams, ModelParams, OptimizerParams, TrainingParams
 from neural_net_lab.phone_table import check_feature_table
 from neural_net_lab.variants import check_variant_blocks
 
@@ -118,9 +118,9 @@ def formula_pair_paths(pairs: FormulaPairsParams, trajectories: TrajectoriesPara
     lr, beta = pairs.momentum.lr, pairs.momentum.beta
     adam = pairs.adam
     betas = tuple(adam.betas)
-    torch_adam = {"name": "Adam", "lr": adam.lr, "betas": betas, "eps": adam.eps}
-    sgd = {"name": "SGD", "lr": lr, "momentum": beta, "dampening": 1 - beta}
-    sgd_scaled = {"name": "SGD", "lr": lr * (1 - beta), "momentum": beta}
+    torch_adam = OptimizerParams(name="Adam", lr=adam.lr, betas=betas, eps=adam.eps)
+    sgd = OptimizerParams(name="SGD", lr=lr, momentum=beta, dampening=1 - beta)
+    sgd_scaled = OptimizerParams(name="SGD", lr=lr * (1 - beta), momentum=beta)
     return {
         "momentum": {
             f"lesson: v = βv + (1−β)∇L, lr={lr}, β={beta}": lesson_momentum_path(

@@ -7,8 +7,7 @@ by hand next to them so that each pair can be run from the same start for the sa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -68,7 +67,7 @@ def _gradient(surface: Surface, point: torch.Tensor) -> torch.Tensor:
 def torch_path(
     surface: Surface,
     start: list[float],
-    optimizer: OptimizerParams | Mapping[str, Any],
+    optimizer: OptimizerParams,
     steps: int,
     *,
     schedule: Callable[[int], float] | None = None,
