@@ -54,14 +54,14 @@ def backprop_params() -> dict:
 
 @pytest.fixture(scope="module")
 def lesson(backprop_params) -> dict:
-    network = BackpropParams.model_validate(backprop_params)
-    autograd = nodes.autograd_sgd_step(network)
+    backprop = BackpropParams.model_validate(backprop_params)
+    autograd = nodes.autograd_sgd_step(backprop)
     return {
-        "network": network,
-        "manual": nodes.hand_derived_gradients(network),
+        "backprop": backprop,
+        "manual": nodes.hand_derived_gradients(backprop),
         "autograd": autograd,
-        "finite_difference": nodes.finite_difference_gradients(network),
-        "accumulation": nodes.demonstrate_gradient_accumulation(network, autograd),
+        "finite_difference": nodes.finite_difference_gradients(backprop),
+        "accumulation": nodes.demonstrate_gradient_accumulation(backprop, autograd),
     }
 
 
@@ -85,10 +85,10 @@ def test_sgd_step_gives_the_published_weights_and_follows_the_hand_gradients(les
     assert updated["layer1.weight"][0][0] == pytest.approx(
         PUBLISHED["w1_after_step"], abs=TOLERANCE
     )
-    lr = lesson["network"].sgd.lr
+    lr = lesson["backprop"].sgd.lr
     for name, gradient in lesson["manual"]["gradients"].items():
         layer, kind = name.split(".")
-        before = np.array(getattr(lesson["network"].network[layer], kind))
+        before = np.array(getattr(lesson["backprop"].network[layer], kind))
         np.testing.assert_allclose(updated[name], before - lr * gradient, rtol=0, atol=1e-15)
 
 
@@ -104,8 +104,8 @@ def test_two_backward_passes_without_zero_grad_double_the_gradient_and_change_th
     assert accumulation["passes"] == 2
     assert accumulation["exact_multiple_of_single_pass"] is True
     assert accumulation["max_abs_deviation_from_multiple"] == 0.0
-    lr = lesson["network"].sgd.lr
-    w5 = lesson["network"].network["layer2"].weight[0][0]
+    lr = lesson["backprop"].sgd.lr
+    w5 = lesson["backprop"].network["layer2"].weight[0][0]
     assert (
         accumulation["gradients"]["layer2.weight"][0][0]
         == 2 * single["gradients"]["layer2.weight"][0][0]
