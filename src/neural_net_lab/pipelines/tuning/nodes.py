@@ -97,13 +97,10 @@ def run_study(
     data = {k: cv_data[k] for k in ("features", "labels", "folds")}
     print_ = studies.fingerprint(data, tuning, model, training)
     backend = studies.open_storage(storage, tuning.heartbeat)
-    parent = mlflow.active_run()
-    experiment_id = parent.info.experiment_id if parent else None
 
     def on_result(trial: Any, result: dict[str, Any]) -> None:
         logger.info(reports.trial_line(trial))
-        if parent is not None:
-            reports.log_trial_run(trial, parent.info.run_id, experiment_id)
+        reports.log_trial_run(trial)
 
     if tuning.n_trials == 0:
         study = studies.load_study(backend, tuning, print_, create=False)
@@ -145,19 +142,7 @@ def run_study(
             if cluster is not None:
                 cluster.close()
     trials = study.get_trials(deepcopy=True)
-    best = reports.best_trial(trials)
-    if parent is not None:
-        counts = reports.state_counts(trials)
-        mlflow.log_metrics(
-            {"tuning.best_cv_accuracy": best.value, "tuning.best_trial": best.number}
-            | {f"tuning.trials_{state}": n for state, n in counts.items()}
-        )
-        mlflow.log_params(
-            {
-                f"tuning.best.{k}": str(v)[:6000]
-                for k, v in best.user_attrs.get("values", {}).items()
-            }
-        )
+    reports.log_study(trials)
     return trials
 
 
@@ -287,33 +272,19 @@ def score_tuning(
     the evaluation pipeline's quick reference). ``tuning.final`` chose what is served before
     any test score existed; the test scores only report.
     """
-    cv = scoring.chosen_cv(tuned)
-    rows = {
-        "ensemble": {
-            **cv,
-            "test_accuracy": scoring.test_accuracy(
-                load_ensemble(state_of(ensemble), tuned.model), test_split, columns
-            ),
-            **ensemble_check,
-        },
-        "refit": {
-            **cv,
-            "test_accuracy": scoring.test_accuracy(
-                scaled_network(scaler, state_of(refit_network), tuned.model, columns),
-                test_split,
-                columns,
-            ),
-        },
-        "default": {
-            **scoring.default_cv(trials),
-            "test_accuracy": scoring.test_accuracy(
-                scaled_network(scaler, state_of(default_network), model, columns),
-                test_split,
-                columns,
-            ),
-        },
-        "untuned_baseline": scoring.untuned_baseline(cv_data, test_split, columns, evaluation),
+    classifiers = {
+        "ensemble": load_ensemble(state_of(ensemble), tuned.model),
+        "refit": scaled_network(scaler, state_of(refit_network), tuned.model, columns),
+        "default": scaled_network(scaler, state_of(default_network), model, columns),
     }
+    cv = {"ensemble": scoring.chosen_cv(tuned), "refit": scoring.chosen_cv(tuned)}
+    cv["default"] = scoring.default_cv(trials)
+    rows = {
+        name: {**cv[name], "test_accuracy": scoring.test_accuracy(classifier, test_split, columns)}
+        for name, classifier in classifiers.items()
+    }
+    rows["ensemble"] |= ensemble_check
+    rows["untuned_baseline"] = scoring.untuned_baseline(cv_data, test_split, columns, evaluation)
     metrics = {
         "study_name": tuning.study_name,
         "n_trials": len(trials),

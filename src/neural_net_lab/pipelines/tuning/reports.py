@@ -82,15 +82,34 @@ def trials_table(trials: Sequence[Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def log_trial_run(trial: Any, parent_run_id: str, experiment_id: str) -> str:
-    """One finished child run of the Kedro run per trial, with the trial's own start and end.
+def log_study(trials: Sequence[Any]) -> None:
+    """The best trial's value, number and values and the trial counts by state, in the active
+    (Kedro) run; nothing without one. Raises when no trial completed."""
+    best = best_trial(trials)
+    if mlflow.active_run() is None:
+        return
+    counts = state_counts(trials)
+    mlflow.log_metrics(
+        {"tuning.best_cv_accuracy": best.value, "tuning.best_trial": best.number}
+        | {f"tuning.trials_{state}": n for state, n in counts.items()}
+    )
+    values = best.user_attrs.get("values", {})
+    mlflow.log_params({f"tuning.best.{k}": str(v)[:6000] for k, v in values.items()})
+
+
+def log_trial_run(trial: Any) -> str | None:
+    """One finished child run of the active (Kedro) run per trial, with the trial's own start
+    and end; nothing without a run.
 
     Logged by the driver from the trial's result, so that workers need no tracking store.
     """
+    parent = mlflow.active_run()
+    if parent is None:
+        return None
     attrs = trial.user_attrs
     state = trial.state.name.lower()
     tags = {
-        "mlflow.parentRunId": parent_run_id,
+        "mlflow.parentRunId": parent.info.run_id,
         "mlflow.runName": f"trial_{trial.number}",
         "optuna.trial_number": str(trial.number),
         "optuna.state": state,
@@ -104,7 +123,7 @@ def log_trial_run(trial: Any, parent_run_id: str, experiment_id: str) -> str:
     client = mlflow.MlflowClient()
     start = int(trial.datetime_start.timestamp() * 1000)
     end = int((trial.datetime_complete or trial.datetime_start).timestamp() * 1000)
-    run = client.create_run(experiment_id, start_time=start, tags=tags)
+    run = client.create_run(parent.info.experiment_id, start_time=start, tags=tags)
     params = [Param(k, str(v)[:6000]) for k, v in flatten_params(attrs.get("values", {})).items()]
     log_batch(run.info.run_id, params=params)
     metrics = {f"fold_{f}_val_accuracy": v for f, v in enumerate(attrs.get("fold_accuracy", []))}
