@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from neural_net_lab import variants
 from neural_net_lab.hooks import RunInterrupted, RunStateHooks
-from neural_net_lab.pipelines.training import nodes as training_nodes
 
 from .conftest import FAST_TRAINING, PROJECT_ROOT, mlflow_client, run_kedro
 
@@ -114,7 +114,7 @@ def test_an_exception_in_a_variant_marks_the_run_and_the_child_run_failed(
 
     # The failure is injected into the trainer, inside the child run; what is checked is the
     # hooks' and MLflow's bookkeeping around it.
-    monkeypatch.setattr(training_nodes, "fit_classifier", broken)
+    monkeypatch.setattr(variants, "fit_classifier", broken)
     with pytest.raises(RuntimeError, match="training broke"):
         run_kedro(project_copy, "optimizers", FAST_TRAINING)
 
