@@ -11,6 +11,7 @@ import it.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -31,6 +32,7 @@ from neural_net_lab.engine.config import Block, ColumnsParams, ModelParams, Posi
 from neural_net_lab.engine.ensemble import Ensemble, build_ensemble, load_ensemble, state_of
 from neural_net_lab.phone_table import scaler_arrays
 
+logger = logging.getLogger(__name__)
 MODEL_CODE = Path(__file__).with_name("phone_price_classifier.py")
 
 
@@ -148,6 +150,39 @@ def log_phone_price_classifier(
             pip_requirements=requirements(),
             registered_model_name=registered_model_name,
         )
+
+
+def log_served(
+    ensemble: Ensemble,
+    raw_phones: pd.DataFrame,
+    columns: ColumnsParams,
+    served: ServedModelParams,
+    *,
+    prefix: str = "",
+    alias: str | None = None,
+) -> dict[str, Any]:
+    """Logs ``ensemble`` as the served model ``<prefix><served.name>``, registers it (as
+    ``alias`` too) and returns what was logged, for the catalog; skipped without a run."""
+    if mlflow.active_run() is None:
+        logger.info("No active MLflow run: %s%s is not logged", prefix, served.name)
+        return {"logged": False}
+    name = served.registered_model_name
+    info = log_phone_price_classifier(
+        ensemble,
+        raw_phones.head(served.example_rows),
+        columns,
+        name=f"{prefix}{served.name}",
+        registered_model_name=name,
+    )
+    if name and alias:
+        mlflow.MlflowClient().set_registered_model_alias(name, alias, info.registered_model_version)
+    return {
+        "logged": True,
+        "run_id": info.run_id,
+        "model_uri": f"models:/{name}@{alias}" if name and alias else info.model_uri,
+        "registered_model_name": name,
+        "registered_model_version": info.registered_model_version,
+    }
 
 
 def tuned_classifier(

@@ -6,7 +6,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import mlflow
 import pandas as pd
 from torch import nn
 
@@ -14,7 +13,7 @@ from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingPar
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.engine.tracking import history_as_metrics
 from neural_net_lab.phone_table import stratified_split
-from neural_net_lab.serving import ServedModelParams, log_phone_price_classifier, scaled_network
+from neural_net_lab.serving import ServedModelParams, log_served, scaled_network
 
 logger = logging.getLogger(__name__)
 
@@ -54,20 +53,5 @@ def log_served_model(  # noqa: PLR0917 - Kedro passes a node's inputs by positio
     served_model: ServedModelParams,
 ) -> dict[str, Any]:
     """Logs scaler + network + labels as one MLflow model and registers it; skipped without a run."""
-    if mlflow.active_run() is None:
-        logger.info("No active MLflow run: the served model is not logged")
-        return {"logged": False}
-    info = log_phone_price_classifier(
-        scaled_network(scaler, model_state, model, columns),
-        raw_phones.head(served_model.example_rows),
-        columns,
-        name=served_model.name,
-        registered_model_name=served_model.registered_model_name,
-    )
-    return {
-        "logged": True,
-        "run_id": info.run_id,
-        "model_uri": info.model_uri,
-        "registered_model_name": served_model.registered_model_name,
-        "registered_model_version": info.registered_model_version,
-    }
+    network = scaled_network(scaler, model_state, model, columns)
+    return log_served(network, raw_phones, columns, served_model)

@@ -14,7 +14,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
@@ -29,7 +28,7 @@ from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.linear_baseline import EvaluationParams
 from neural_net_lab.serving import (
     ServedModelParams,
-    log_phone_price_classifier,
+    log_served,
     scaled_network,
     tuned_classifier,
 )
@@ -339,28 +338,8 @@ def log_tuned_model(
     """Logs what ``tuning.final`` chose (the fold ensemble or the refit) as the served MLflow
     model, registered as a new version with the alias ``tuned``; skipped without an active
     run."""
-    if mlflow.active_run() is None:
-        logger.info("No active MLflow run: the tuned model is not logged")
-        return {"logged": False}
     classifier = tuned_classifier(tuned, ensemble, refit_network, scaler, columns)
-    name = served_model.registered_model_name
-    info = log_phone_price_classifier(
-        classifier,
-        raw_phones.head(served_model.example_rows),
-        columns,
-        name=f"tuned_{served_model.name}",
-        registered_model_name=name,
-    )
-    if name:
-        mlflow.MlflowClient().set_registered_model_alias(
-            name, "tuned", info.registered_model_version
-        )
-    return {
-        "logged": True,
-        "final": tuned.final,
-        "members": len(classifier),
-        "run_id": info.run_id,
-        "model_uri": f"models:/{name}@tuned" if name else info.model_uri,
-        "registered_model_name": name,
-        "registered_model_version": info.registered_model_version,
-    }
+    info = log_served(classifier, raw_phones, columns, served_model, prefix="tuned_", alias="tuned")
+    if info["logged"]:
+        info.update(final=tuned.final, members=len(classifier))
+    return info
