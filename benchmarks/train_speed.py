@@ -34,7 +34,7 @@ from neural_net_lab.engine import (
     seed_everything,
     train,
 )
-from neural_net_lab.engine.config import ColumnsParams
+from neural_net_lab.engine.config import ColumnsParams, OptimizerParams
 from neural_net_lab.engine.data import to_tensors
 from neural_net_lab.phone_table import (
     DataProcessingParams,
@@ -87,7 +87,7 @@ def project_loop(
     model: nn.Module, features: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int
 ) -> None:
     """The project's loop with the default training parameters."""
-    optimizer = build_optimizer(model.parameters(), {"name": "Adam", "lr": 1e-3})
+    optimizer = build_optimizer(model.parameters(), OptimizerParams(name="Adam", lr=1e-3))
     train(
         model,
         optimizer,

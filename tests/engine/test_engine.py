@@ -13,7 +13,7 @@ from neural_net_lab.engine import (
     load_mlp,
     seed_everything,
 )
-from neural_net_lab.engine.config import ModelParams, TrainingParams
+from neural_net_lab.engine.config import ModelParams, OptimizerParams, TrainingParams
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.engine.overrides import merge
@@ -75,15 +75,15 @@ def test_load_mlp_names_architecture_mismatch():
         ),
     ],
 )
-def test_optimizer_factory_names_bad_settings(config, message):
+def test_an_optimizer_block_names_bad_settings(config, message):
     with pytest.raises(ValueError, match=message):
-        build_optimizer(build_mlp(2, [2], 2).parameters(), config, "training.optimizer")
+        OptimizerParams.at("training.optimizer").model_validate(config)
 
 
 def test_optimizer_factory_accepts_parameter_groups():
     model = build_mlp(2, [3], 2)
     groups = [{"params": model[0].parameters(), "lr": 0.01}, {"params": model[2].parameters()}]
-    optimizer = build_optimizer(groups, {"name": "Adam", "lr": 0.1})
+    optimizer = build_optimizer(groups, OptimizerParams(name="Adam", lr=0.1))
     assert [g["lr"] for g in optimizer.param_groups] == [0.01, 0.1]
 
 

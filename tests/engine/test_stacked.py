@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from neural_net_lab.engine import build_mlp, build_optimizer, load_mlp, seed_everything, train
 from neural_net_lab.engine.augmentation import build_augmentation
-from neural_net_lab.engine.config import ModelParams, TrainingParams
+from neural_net_lab.engine.config import ModelParams, OptimizerParams, TrainingParams
 from neural_net_lab.engine.cv import cross_validate
 from neural_net_lab.engine.stacked import (
     Member,
@@ -214,11 +214,12 @@ def test_the_stacked_optimizer_step_is_torch_optims_step_per_member(config, grou
             return params
         return [{"params": params[:2]}, {"params": params[2:], "lr": config["lr"] / 10}]
 
-    alone_optimizers = [build_optimizer(grouped(params), config) for params in alone]
+    typed = OptimizerParams.model_validate(config)
+    alone_optimizers = [build_optimizer(grouped(params), typed) for params in alone]
     views = [[t[k] for t in stacked] for k in range(3)]
     optimizer = _StackedOptimizer(
         build_optimizer(
-            [group for k in range(3) for group in _as_groups(grouped(views[k]))], config
+            [group for k in range(3) for group in _as_groups(grouped(views[k]))], typed
         ),
         views,
         [[g[k] for g in grads] for k in range(3)],

@@ -18,10 +18,11 @@ from torch import nn
 
 from neural_net_lab.engine import build_mlp, build_optimizer, seed_everything, train
 from neural_net_lab.engine.augmentation import build_augmentation
-from neural_net_lab.engine.config import AugmentationParams
+from neural_net_lab.engine.config import AugmentationParams, OptimizerParams
 from neural_net_lab.engine.stacked import StackingUnsupported
 
 LOGGER = "neural_net_lab.engine.training"
+ADAM = OptimizerParams(name="Adam", lr=0.01)
 NOISE = AugmentationParams(name="gaussian_noise", std=0.1)
 # name: (optimizer, build_mlp settings, train settings)
 CASES = {
@@ -69,7 +70,7 @@ def _train(rows, gradients, optimizer, model_changes, train_changes, prepare=Non
     parameters = prepare(network) if prepare else network.parameters()
     history = train(
         network,
-        build_optimizer(parameters, optimizer),
+        build_optimizer(parameters, OptimizerParams.model_validate(optimizer)),
         features,
         labels,
         epochs=3,
@@ -163,7 +164,7 @@ def test_the_optimizer_state_is_what_torchs_own_steps_leave(rows):
     features, labels, _ = rows
     generator = seed_everything(3)
     network = build_mlp(20, [32, 16], 4)
-    optimizer = build_optimizer(network.parameters(), {"name": "Adam", "lr": 0.01})
+    optimizer = build_optimizer(network.parameters(), ADAM)
     train(
         network,
         optimizer,
@@ -186,7 +187,7 @@ def test_a_network_the_stack_cannot_take_trains_through_autograd_with_a_log_line
     with caplog.at_level(logging.INFO, logger=LOGGER):
         history = train(
             network,
-            build_optimizer(network.parameters(), {"name": "Adam", "lr": 0.01}),
+            build_optimizer(network.parameters(), ADAM),
             features,
             labels,
             generator=torch.Generator().manual_seed(0),
@@ -199,7 +200,7 @@ def test_a_network_the_stack_cannot_take_trains_through_autograd_with_a_log_line
     with pytest.raises(StackingUnsupported, match="the stacked path trains MLPs shaped"):
         train(
             network,
-            build_optimizer(network.parameters(), {"name": "Adam", "lr": 0.01}),
+            build_optimizer(network.parameters(), ADAM),
             features,
             labels,
             generator=torch.Generator().manual_seed(0),
@@ -211,7 +212,9 @@ def test_a_network_the_stack_cannot_take_trains_through_autograd_with_a_log_line
 def test_lbfgs_trains_through_autograd_with_a_log_line(rows, caplog):
     features, labels, _ = rows
     network = build_mlp(20, [8], 4)
-    optimizer = build_optimizer(network.parameters(), {"name": "LBFGS", "lr": 0.5, "max_iter": 4})
+    optimizer = build_optimizer(
+        network.parameters(), OptimizerParams(name="LBFGS", lr=0.5, max_iter=4)
+    )
     with caplog.at_level(logging.INFO, logger=LOGGER):
         history = train(
             network,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -13,8 +13,7 @@ from .config import OptimizerParams, optimizer_class
 
 def build_optimizer(
     params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
-    config: OptimizerParams | Mapping[str, Any],
-    where: str = "optimizer",
+    config: OptimizerParams,
 ) -> torch.optim.Optimizer:
     """Builds ``torch.optim.<name>(params, **settings)`` from an optimizer block.
 
@@ -22,8 +21,6 @@ def build_optimizer(
     fused implementation and the config does not choose, the fused one is used: on the CPU it
     updates every tensor in one kernel instead of a Python loop, with the same arithmetic.
     """
-    if not isinstance(config, OptimizerParams):
-        config = OptimizerParams.at(where).model_validate(config)
     cls = optimizer_class(config.name)
     settings = config.settings()
     if "fused" in inspect.signature(cls.__init__).parameters:

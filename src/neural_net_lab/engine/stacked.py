@@ -289,7 +289,7 @@ def _members_stack(
     )
     views = [stack.member_params(k) for k in range(len(members))]
     flat = [p for member_views in views for p in member_views]
-    stack.attach(build_optimizer(flat, training.optimizer, "training.optimizer"), views)
+    stack.attach(build_optimizer(flat, training.optimizer), views)
     return stack
 
 

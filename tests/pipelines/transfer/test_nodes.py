@@ -177,7 +177,9 @@ def test_parameter_groups_carry_their_learning_rates(
 ):
     pretrained = prepare_source_model(source_state, architecture, columns)
     model = build_target_network(pretrained, architecture, 3, FINETUNE)
-    optimizer = build_optimizer(parameter_groups(model, 0.01, 0.1), {"name": "Adam", "lr": 0.01})
+    optimizer = build_optimizer(
+        parameter_groups(model, 0.01, 0.1), OptimizerParams(name="Adam", lr=0.01)
+    )
     hidden, head = optimizer.param_groups
     assert hidden["lr"] == pytest.approx(0.001) and head["lr"] == 0.01
     parameters = dict(model.named_parameters())
