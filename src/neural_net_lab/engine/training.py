@@ -30,16 +30,9 @@ def train(
     features: torch.Tensor,
     labels: torch.Tensor,
     *,
-    epochs: int,
-    batch_size: int,
-    generator: torch.Generator,
-    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
-    l1_lambda: float = 0.0,
-    augmentation: Augmentation | None = None,
-    gradients: str = "auto",
     threads: int | None = 1,
     progress: bool = True,
-    description: str = "training",
+    **loop: Any,
 ) -> dict[str, list[float]]:
     """Trains ``model`` with mini-batch cross-entropy; returns its per-epoch history.
 
@@ -51,7 +44,8 @@ def train(
     sliced from the gathered rows, no DataLoader collation), and batch losses are summed as
     tensors and read once per epoch, so no step waits on a host sync.
 
-    ``gradients``: "auto" trains through the stack of one where it applies (a ``build_mlp``
+    ``loop`` holds ``train_epochs``' settings (``epochs``, ``batch_size`` and ``generator``
+    required). ``gradients``: "auto" trains through the stack of one where it applies (a ``build_mlp``
     network, any optimizer but LBFGS and SparseAdam) and through autograd otherwise, with a
     log line that names the reason; "manual" insists on the stack of one; "autograd" is the
     reference path (``loss.backward()``). Both give the same results up to float rounding.
@@ -63,21 +57,7 @@ def train(
     L1 penalty, so that variants compare), and with ``validation`` also ``val_loss`` and
     ``val_accuracy``.
     """
-    epochs_run = train_epochs(
-        model,
-        optimizer,
-        features,
-        labels,
-        epochs=epochs,
-        batch_size=batch_size,
-        generator=generator,
-        validation=validation,
-        l1_lambda=l1_lambda,
-        augmentation=augmentation,
-        gradients=gradients,
-        description=description,
-    )
-    return epochs_run.history(threads, progress)
+    return train_epochs(model, optimizer, features, labels, **loop).history(threads, progress)
 
 
 def start_training(
