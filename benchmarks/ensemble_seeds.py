@@ -29,6 +29,7 @@ import yaml
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from neural_net_lab.datasets.tuned_parameters import TunedParametersDataset
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
 from neural_net_lab.engine.cv import cross_validate
 from neural_net_lab.engine.ensemble import build_ensemble
@@ -42,18 +43,14 @@ TARGET = "price_range"
 
 def blocks(epochs: int | None, parameters: Path) -> tuple[ModelParams, TrainingParams, str]:
     if parameters.exists():
-        source, tuned = str(parameters), yaml.safe_load(parameters.read_text())
+        tuned = TunedParametersDataset(filepath=str(parameters)).load()
+        model, training, source = tuned.model, tuned.training, str(parameters)
     else:
-        source = "default"
-        tuned = yaml.safe_load((ROOT / "conf/base/parameters_training.yml").read_text())
-    training = {**tuned["training"], "progress": False}
-    if epochs:
-        training["epochs"] = epochs
-    return (
-        ModelParams.model_validate(tuned["model"]),
-        TrainingParams.model_validate(training),
-        source,
-    )
+        shipped = yaml.safe_load((ROOT / "conf/base/parameters_training.yml").read_text())
+        model = ModelParams.model_validate(shipped["model"])
+        training, source = TrainingParams.model_validate(shipped["training"]), "default"
+    changes = {"progress": False} | ({"epochs": epochs} if epochs else {})
+    return model, training.model_copy(update=changes), source
 
 
 def main() -> None:
