@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,21 @@ def with_setting(block: Mapping[str, Any], dotted: str, value: Any) -> dict[str,
         node = node.setdefault(key, {})
     node[leaf] = value
     return changed
+
+
+def kedro_cli(
+    project: Path, *args: str, timeout: int = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``kedro <args>`` in ``project`` as a user types it (a new process), output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "kedro", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def run_kedro(

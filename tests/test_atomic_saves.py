@@ -41,6 +41,8 @@ from neural_net_lab.datasets.atomic import (
 )
 from neural_net_lab.hooks import _source
 
+from .conftest import kedro_cli
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAVES = 200
 
@@ -390,13 +392,6 @@ def test_the_context_catalog_of_notebooks_saves_atomically_too(project_copy):
         assert isinstance(catalog.get("scaler"), AtomicDataset)
         catalog.save("scaler", {"features": ["ram"], "mean": [1.0], "scale": [2.0]})
         assert catalog.load("scaler")["mean"] == [1.0]
-    listed = subprocess.run(
-        [sys.executable, "-m", "kedro", "catalog", "describe-datasets", "-p", "training"],
-        cwd=project_copy,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    listed = kedro_cli(project_copy, "catalog", "describe-datasets", "-p", "training")
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "phone_price_model" in listed.stdout

@@ -3,25 +3,24 @@ filters are narrow, so other warnings (the project's own) still show."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 
-from .conftest import PROJECT_ROOT
+from .conftest import PROJECT_ROOT, kedro_cli
 
 # How the warnings module prints one: "<file>:<line>: <Category>: <message>".
 WARNING_LINE = re.compile(r"^(?P<file>\S+\.py):\d+: (?P<category>\w*Warning): ", re.MULTILINE)
 
 
 def test_the_default_run_prints_no_third_party_warning(project_copy):
-    run = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--params", "training.epochs=1"],
-        cwd=project_copy,
-        env={**os.environ, "KEDRO_LOGGING_CONFIG": str(PROJECT_ROOT / "conf" / "logging.yml")},
-        capture_output=True,
-        text=True,
-        check=False,
+    logging_config = str(PROJECT_ROOT / "conf" / "logging.yml")
+    run = kedro_cli(
+        project_copy,
+        "run",
+        "--params",
+        "training.epochs=1",
+        env={"KEDRO_LOGGING_CONFIG": logging_config},
     )
     assert run.returncode == 0, run.stderr
     assert "Running node: score_network" in run.stderr  # the whole default run

@@ -3,13 +3,10 @@ full parameter path and the rule, and MLflow still gets one param per setting.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from kedro.validation import ParameterValidationError
 
-from .conftest import mlflow_client, run_kedro
+from .conftest import kedro_cli, mlflow_client, run_kedro
 
 # (pipeline, --params, what the error says): a sample of bad values per block.
 BAD_VALUES = [
@@ -117,22 +114,8 @@ def test_a_bad_value_stops_the_run_before_any_node_naming_its_path(
 
 
 def test_params_on_the_command_line_are_validated(project_copy):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kedro",
-            "run",
-            "--pipelines",
-            "training",
-            "--params",
-            "training.optimizer.lr=-1",
-        ],
-        cwd=project_copy,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = kedro_cli(
+        project_copy, "run", "--pipelines", "training", "--params", "training.optimizer.lr=-1"
     )
     assert result.returncode != 0
     assert "training.optimizer.lr: must be > 0, got -1" in result.stdout + result.stderr

@@ -8,10 +8,7 @@ bare ``JSONDecodeError``."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 
@@ -22,7 +19,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from neural_net_lab.pipelines.tuning.storage import DamagedJournalError, repair_journal
-from tests.conftest import PROJECT_ROOT, run_kedro
+from tests.conftest import PROJECT_ROOT, kedro_cli, run_kedro
 
 from .conftest import tiny_blocks, write_local_parameters
 
@@ -49,15 +46,7 @@ def _kedro_cli(project):
     """`kedro run --pipelines tuning` as a user runs it, with the project's console logging:
     what they see is its stderr."""
     shutil.copy(PROJECT_ROOT / "conf/logging.yml", project / "conf/logging.yml")
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--pipelines", "tuning"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
+    return kedro_cli(project, "run", "--pipelines", "tuning", env={"PYTHONWARNINGS": "ignore"})
 
 
 def _open(path):
