@@ -47,6 +47,22 @@ def check_variant_block(
     )
 
 
+def typed_variants(experiment: str, variants: Any) -> dict[str, VariantParams]:
+    """An experiment's variant blocks as the parameters hold them, each typed and named
+    ``<experiment>.<key>`` in its errors (Kedro types a node input only when it is one block).
+    Blocks typed already are kept as they are."""
+    if not isinstance(variants, Mapping) or not variants:
+        raise ParameterError(
+            f"parameters '{experiment}' must hold one block per variant, e.g. "
+            "'<key>: {name: <MLflow run name>, model: {<overrides>}, training: {<overrides>}}'; "
+            f"got {variants!r}"
+        )
+    return {
+        key: VariantParams.at(f"{experiment}.{key}").model_validate(block)
+        for key, block in variants.items()
+    }
+
+
 def check_variant_blocks(
     experiment: str,
     variants: Mapping[str, Any],
@@ -55,21 +71,12 @@ def check_variant_blocks(
 ) -> dict[str, tuple[ModelParams, TrainingParams]]:
     """Checks every block under ``experiment``; returns run name → (model, training) blocks.
 
-    Run before any training, so that a bad merge stops the run before the first epoch. The
-    experiment's blocks arrive as the parameters hold them (Kedro types a node input only
-    when it is one block), so each is typed here, naming ``<experiment>.<key>``.
+    Run before any training, so that a bad merge stops the run before the first epoch.
     """
-    if not isinstance(variants, Mapping) or not variants:
-        raise ParameterError(
-            f"parameters '{experiment}' must hold one block per variant, e.g. "
-            "'<key>: {name: <MLflow run name>, model: {<overrides>}, training: {<overrides>}}'; "
-            f"got {variants!r}"
-        )
     checked: dict[str, tuple[ModelParams, TrainingParams]] = {}
     keys: dict[str, str] = {}
-    for key, block in variants.items():
+    for key, variant in typed_variants(experiment, variants).items():
         where = f"{experiment}.{key}"
-        variant = VariantParams.at(where).model_validate(block)
         name, model_cfg, training_cfg = check_variant_block(variant, model, training, where)
         if name in keys:
             raise ParameterError(

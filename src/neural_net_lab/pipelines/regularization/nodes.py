@@ -16,10 +16,9 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from neural_net_lab.engine.config import ModelParams, TrainingParams
-from neural_net_lab.engine.overrides import VariantParams
 from neural_net_lab.engine.tracking import flatten_params
 from neural_net_lab.reporting import markdown_table, plot_histories, results_table
-from neural_net_lab.variants import check_variant_blocks
+from neural_net_lab.variants import check_variant_blocks, typed_variants
 
 from .params import DropoutDemoParams, RegularizationReportParams
 
@@ -30,13 +29,7 @@ def plan_variants(
     model: ModelParams, training: TrainingParams, variants: Mapping[str, Any]
 ) -> dict[str, dict[str, Any]]:
     """Checks every variant block before any training; returns each variant's overrides, flattened."""
-    # Typed once, here: check_variant_blocks takes a typed block as it is (pydantic does not
-    # validate an instance again), and the plan reads the overrides from the same objects.
-    if isinstance(variants, Mapping):
-        variants = {
-            key: VariantParams.at(f"{EXPERIMENT}.{key}").model_validate(block)
-            for key, block in variants.items()
-        }
+    variants = typed_variants(EXPERIMENT, variants)
     checked = check_variant_blocks(EXPERIMENT, variants, model, training)
     return {
         name: flatten_params(

@@ -3,8 +3,8 @@
 What they call lives beside them, one idea a module: the study (``study``) and its trials on
 Dask (``executor``), the search space (``search_space``), the ``tuning`` block (``config``),
 the baselines (``baselines``), the candidates' scores (``scoring``), tables, MLflow runs and
-the summary (``reports``). The study's modules (optuna, distributed) are imported inside the nodes that need them, so
-that other pipelines' start-up does not pay for them.
+the summary (``reports``). The study's modules (optuna, distributed) are imported inside the
+nodes that need them, so that other pipelines' start-up does not pay for them.
 """
 
 from __future__ import annotations
