@@ -68,7 +68,7 @@ def mlp_report(
     manual: dict[str, Any],
     comparison: dict[str, Any],
 ) -> dict[str, Any]:
-    """The phone-price MLP's section of the report: relative error per parameter tensor."""
+    """The MLP's section of the report: relative error per parameter tensor."""
     return {
         "model": model.dump(),
         "rows": int(batch["labels"].shape[0]),

@@ -44,7 +44,7 @@ def _trainings(names: list[str]) -> Pipeline:
             "params:optimizers",
             "params:model",
             "params:training",
-            "params:columns",
+            "table_schema",
         ],
         outputs=list(_CHECKED.values()),
         name="check_variants",
