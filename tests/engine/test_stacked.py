@@ -28,6 +28,7 @@ from neural_net_lab.engine.stacked import (
     _StackedOptimizer,
     train_stacked,
 )
+from tests.conftest import FEATURES
 
 SMALL = ModelParams(input_dim=20, hidden_dims=[32, 16], n_classes=4)
 # 96 rows: six full batches; 97: a last batch of one row; 81: one step fewer than the others.
@@ -41,7 +42,7 @@ def _training(**changes) -> TrainingParams:
 
 @pytest.fixture(scope="module")
 def table(raw_phones, columns):
-    features = raw_phones[columns["features"]].to_numpy(dtype=np.float64)
+    features = raw_phones[FEATURES].to_numpy(dtype=np.float64)
     features = (features - features.mean(0)) / features.std(0)
     return (
         torch.from_numpy(features.astype(np.float32)),
@@ -333,7 +334,7 @@ def test_unsupported_settings_are_named(table, changes, message):
 
 def test_cross_validation_stacks_its_folds_by_default_with_the_same_results(raw_phones, columns):
     rows = raw_phones.sample(300, random_state=0)
-    features = rows[columns["features"]].to_numpy(dtype=float)
+    features = rows[FEATURES].to_numpy(dtype=float)
     labels = rows[columns["target"]].to_numpy()
     folds = list(StratifiedKFold(3, shuffle=True, random_state=1).split(features, labels))
     model = SMALL.model_copy(update={"dropout": 0.2})
@@ -348,7 +349,7 @@ def test_cross_validation_stacks_its_folds_by_default_with_the_same_results(raw_
 
 def test_cross_validation_logs_a_fallback_for_autograd_gradients(raw_phones, columns, caplog):
     rows = raw_phones.sample(120, random_state=0)
-    features = rows[columns["features"]].to_numpy(dtype=float)
+    features = rows[FEATURES].to_numpy(dtype=float)
     labels = rows[columns["target"]].to_numpy()
     folds = list(StratifiedKFold(2, shuffle=True, random_state=1).split(features, labels))
     with caplog.at_level(logging.INFO, logger="neural_net_lab.engine.cv"):

@@ -20,6 +20,7 @@ from neural_net_lab.engine import build_mlp, build_optimizer, seed_everything, t
 from neural_net_lab.engine.augmentation import build_augmentation
 from neural_net_lab.engine.config import AugmentationParams, OptimizerParams
 from neural_net_lab.engine.stacked import StackingUnsupported
+from tests.conftest import FEATURES
 
 LOGGER = "neural_net_lab.engine.training"
 ADAM = OptimizerParams(name="Adam", lr=0.01)
@@ -55,7 +56,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def rows(raw_phones, columns):
-    features = raw_phones[columns["features"]].to_numpy(dtype=np.float64)
+    features = raw_phones[FEATURES].to_numpy(dtype=np.float64)
     features = torch.from_numpy(((features - features.mean(0)) / features.std(0)).astype("f4"))
     labels = torch.from_numpy(raw_phones[columns["target"]].to_numpy(dtype=np.int64, copy=True))
     # 97 training rows: six batches of 16 and one of a single row.
