@@ -12,6 +12,7 @@ from pathlib import Path
 from kedro.utils import find_kedro_project
 from omegaconf.resolvers import oc
 
+from neural_net_lab.config_loader import RuntimeParamsLastConfigLoader
 from neural_net_lab.context import ProjectContext
 from neural_net_lab.datasets.atomic import AtomicSavesCatalog
 from neural_net_lab.hooks import InputFileHooks, RunConfigHooks, RunStateHooks
@@ -87,6 +88,9 @@ DATA_CATALOG_CLASS = AtomicSavesCatalog
 # ... the context's own catalog too (notebooks, `kedro ipython`, `kedro catalog`).
 CONTEXT_CLASS = ProjectContext
 
+# `--params block.key=value` changes that key only, whatever conf/local holds (config_loader.py
+# says why not Kedro's soft merge).
+CONFIG_LOADER_CLASS = RuntimeParamsLastConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
