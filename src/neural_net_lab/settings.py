@@ -16,13 +16,14 @@ from neural_net_lab.config_loader import RuntimeParamsLastConfigLoader
 from neural_net_lab.context import ProjectContext
 from neural_net_lab.datasets.atomic import AtomicSavesCatalog
 from neural_net_lab.hooks import InputFileHooks, RunConfigHooks, RunStateHooks
-from neural_net_lab.mlflow_params import TypedParamsForMlflow
+from neural_net_lab.mlflow_params import TableSchemaForMlflow, TypedParamsForMlflow
 from neural_net_lab.tracking_store import TrackingStoreHooks
 
 HOOKS = (
     TrackingStoreHooks(),
     InputFileHooks(),
     TypedParamsForMlflow(),
+    TableSchemaForMlflow(),
     RunConfigHooks(),
     RunStateHooks(),
 )

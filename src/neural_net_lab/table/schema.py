@@ -85,7 +85,7 @@ class TableSchema(BaseModel):
         if wrong:
             raise ParameterError(
                 "; ".join(
-                    f"{where}.{key}: is {value} but the {self.name} gives {derived[key]} "
+                    f"{where}.{key}: is {value} but the table {self.name!r} gives {derived[key]} "
                     f"({self._explain(key)}); remove {where}.{key} to derive it"
                     for key, value in wrong.items()
                 )

@@ -85,7 +85,7 @@ def validate_table(
         schema.network(model)  # a width given in `model` that the table does not give
     counts = validated[target].value_counts().reindex(classes, fill_value=0)
     logger.info(
-        "Validated %d rows of the %s: %d feature column(s) (%d text, one-hot), %d inputs, "
+        "Validated %d rows of %r: %d feature column(s) (%d text, one-hot), %d inputs, "
         "class counts %s",
         len(validated),
         source,

@@ -76,7 +76,7 @@ def price_phones_with(
     for column, values in zip(schema.probability_columns(), probabilities.T, strict=True):
         predictions[column] = values
     logger.info(
-        "Classified %d rows of the %s with %d network(s); predicted classes %s",
+        "Classified %d rows of %r with %d network(s); predicted classes %s",
         len(predictions),
         schema.name,
         len(classifier),

@@ -19,9 +19,13 @@ logger = logging.getLogger(__name__)
 
 
 def split_validation(
-    train_set: pd.DataFrame, schema: TableSchema, training: TrainingParams
+    train_set: pd.DataFrame, schema: TableSchema, training: TrainingParams, model: ModelParams
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Carves a stratified validation share off the training split (0 → an empty one)."""
+    """Carves a stratified validation share off the training split (0 → an empty one).
+
+    The first node of a training run: a width in ``model`` that the table does not give
+    stops the run here, before anything is written or trained."""
+    schema.network(model)
     if training.validation_share == 0:
         return train_set, train_set.iloc[:0]
     return stratified_split(

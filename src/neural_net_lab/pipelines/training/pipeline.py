@@ -12,7 +12,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 split_validation,
-                inputs=["train_set", "table_schema", "params:training"],
+                inputs=["train_set", "table_schema", "params:training", "params:model"],
                 outputs=["fit_set", "validation_set"],
                 name="split_validation",
             ),

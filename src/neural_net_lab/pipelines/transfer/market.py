@@ -32,7 +32,7 @@ def validate_new_market(
     lacking = [c for c in source.features if c not in raw.columns]
     if lacking:
         raise DataValidationError(
-            f"{MARKET}: transfer adapts the network trained on the {source.name} to a new "
+            f"{MARKET}: transfer adapts the network trained on {source.name!r} to a new "
             f"market of phones, which lacks {len(lacking)} of its feature column(s) "
             f"{lacking[:5]}: the transfer lesson runs on the shipped phone table only "
             "(catalog entry phone_prices at data/01_raw/phone_prices.csv; run `kedro run` "
