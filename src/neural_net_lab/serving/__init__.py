@@ -100,15 +100,21 @@ def _label_type(classes: list[Any]) -> DataType:
     return DataType.string
 
 
+def input_example(rows: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    """Raw rows' feature columns, typed as the served model declares them: like the training
+    table, except that with imputation on an integer column is double (missing cells are
+    filled by the model, so MLflow must let a NaN through, and an integer cannot be one)."""
+    features = rows[list(schema.features)]
+    if not schema.imputation:
+        return features
+    numeric = [c for c in schema.numeric if pd.api.types.is_integer_dtype(features[c])]
+    return features.astype(dict.fromkeys(numeric, "float64"))
+
+
 def signature(example: pd.DataFrame, schema: TableSchema) -> ModelSignature:
-    """Raw features typed like the training table (an optional id is echoed back) in;
+    """Raw features typed like ``input_example`` (an optional id is echoed back) in;
     predicted class (the original labels) and one probability per class out."""
-    features = example[list(schema.features)]
-    if schema.imputation:
-        # Missing cells are filled by the model: MLflow must let a NaN through, and an
-        # integer column cannot hold one.
-        numeric = [c for c in schema.numeric if pd.api.types.is_integer_dtype(features[c])]
-        features = features.astype(dict.fromkeys(numeric, "float64"))
+    features = input_example(example, schema)
     with warnings.catch_warnings():
         # MLflow warns that integer columns cannot hold missing values; without imputation
         # this model refuses missing values in any column, so integer types are right.
@@ -171,7 +177,7 @@ def log_phone_price_classifier(
             python_model=str(MODEL_CODE),
             artifacts={"config": str(config_path), "network": str(network_path)},
             signature=signature(example, schema),
-            input_example=example[list(schema.features)],
+            input_example=input_example(example, schema),
             pip_requirements=requirements(),
             registered_model_name=registered_model_name,
         )

@@ -104,7 +104,8 @@ class PhonePriceClassifier(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         frame = pd.DataFrame(model_input)
-        raw = torch.from_numpy(table_inputs(frame, self.config).to_numpy("float64"))
+        # A copy: pandas may hand out a read-only view, which torch warns about.
+        raw = torch.from_numpy(table_inputs(frame, self.config).to_numpy("float64", copy=True))
         total = 0.0
         with torch.no_grad():
             for (mean, scale), network in zip(self.scalers, self.networks):

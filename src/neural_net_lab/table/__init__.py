@@ -13,12 +13,13 @@ engine's parameter blocks, no pipeline.
 from .encoding import encode_features, encode_labels, fit_scaler, scaler_arrays, standardize
 from .schema import DataProcessingParams, DataValidationError, TableSchema, network_for_table
 from .split import split_data, stratified_split
-from .validate import find_id_column, validate_table
+from .validate import derive_schema, find_id_column, validate_table
 
 __all__ = [
     "DataProcessingParams",
     "DataValidationError",
     "TableSchema",
+    "derive_schema",
     "encode_features",
     "encode_labels",
     "find_id_column",

@@ -27,10 +27,17 @@ ID_NAME = "id"  # an id column is recognised by this name, in any case
 
 
 def validate_table(
-    raw: pd.DataFrame,
-    columns: ColumnsParams,
-    params: DataProcessingParams,
-    model: ModelParams | None = None,
+    raw: pd.DataFrame, columns: ColumnsParams, params: DataProcessingParams, model: ModelParams
+) -> tuple[pd.DataFrame, TableSchema]:
+    """The first node: ``derive_schema``, and the ``model`` block's declared widths checked
+    against the table's."""
+    validated, schema = derive_schema(raw, columns, params)
+    schema.network(model)
+    return validated, schema
+
+
+def derive_schema(
+    raw: pd.DataFrame, columns: ColumnsParams, params: DataProcessingParams
 ) -> tuple[pd.DataFrame, TableSchema]:
     """The table's features and label as read (ids and unused columns dropped), and its
     schema: features, classes and widths derived, categories and fill values learned on the
@@ -81,8 +88,6 @@ def validate_table(
         classes=classes,
         inputs=inputs_of(features, categories, source),
     )
-    if model is not None:
-        schema.network(model)  # a width given in `model` that the table does not give
     counts = validated[target].value_counts().reindex(classes, fill_value=0)
     logger.info(
         "Validated %d rows of %r: %d feature column(s) (%d text, one-hot), %d inputs, "

@@ -13,7 +13,7 @@ from sklearn.model_selection import train_test_split
 
 from neural_net_lab.engine.config import ColumnsParams
 from neural_net_lab.engine.errors import ParameterError
-from neural_net_lab.table import DataValidationError, TableSchema, split_data, validate_table
+from neural_net_lab.table import DataValidationError, TableSchema, derive_schema, split_data
 
 from .params import TransferParams
 
@@ -41,7 +41,7 @@ def validate_new_market(
     columns = ColumnsParams(
         target=source.target, features=source.features, classes=transfer.target.classes
     )
-    validated, own = validate_table(
+    validated, own = derive_schema(
         raw, columns, transfer.target.model_copy(update={"table_name": MARKET})
     )
     return validated, source.model_copy(update={"name": MARKET, "classes": own.classes})
