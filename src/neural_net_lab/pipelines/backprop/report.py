@@ -1,4 +1,4 @@
-"""The backprop report: the lesson network's section, the phone-price MLP's section, and the
+"""The backprop report: the lesson network's section, the table's MLP section, and the
 whole written as ``backprop_report.json`` with its headline figures as MLflow metrics."""
 
 from __future__ import annotations
