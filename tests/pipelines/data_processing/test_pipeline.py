@@ -8,7 +8,7 @@ import pytest
 from kedro_datasets.json import JSONDataset
 from sklearn.preprocessing import StandardScaler
 
-from neural_net_lab.engine.config import ColumnsParams
+from neural_net_lab.engine.config import ColumnsParams, ModelParams
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.pipelines.inference.nodes import validate_phones_to_price
 from neural_net_lab.table import (
@@ -22,6 +22,7 @@ from neural_net_lab.table import (
 from tests.conftest import FEATURES, PROJECT_ROOT, run_kedro
 
 PARAMS = DataProcessingParams(train_share=0.8, random_state=66, min_rows_per_class=10)
+MODEL = ModelParams(hidden_dims=[128, 256])  # the shipped block: its widths are derived
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +33,19 @@ def columns(column_params):
 
 def test_validation_accepts_shipped_table_and_drops_id(raw_phones, columns):
     with_id = raw_phones.assign(id=np.arange(len(raw_phones)))
-    validated, schema = validate_table(with_id, columns, PARAMS)
+    validated, schema = validate_table(with_id, columns, PARAMS, MODEL)
     assert list(validated.columns) == [*FEATURES, "price_range"]
     assert (schema.features, schema.inputs, schema.id) == (FEATURES, FEATURES, "id")
     assert schema.classes == [0, 1, 2, 3]
+    assert (schema.network(MODEL).input_dim, schema.network(MODEL).n_classes) == (20, 4)
     assert len(validated) == 2000
     assert validated["price_range"].value_counts().to_dict() == {0: 500, 1: 500, 2: 500, 3: 500}
+
+
+def test_a_declared_width_the_table_does_not_give_is_named(raw_phones, columns):
+    declared = MODEL.model_copy(update={"input_dim": 21})
+    with pytest.raises(ParameterError, match=r"^model\.input_dim: is 21 but .* gives 20"):
+        validate_table(raw_phones, columns, PARAMS, declared)
 
 
 def test_missing_feature_column_is_named(raw_phones, columns):
@@ -46,7 +54,7 @@ def test_missing_feature_column_is_named(raw_phones, columns):
         DataValidationError,
         match=r"columns.features lists column\(s\) \['ram', 'wifi'\] that the table does not have",
     ):
-        validate_table(raw_phones.drop(columns=["ram", "wifi"]), listed, PARAMS)
+        validate_table(raw_phones.drop(columns=["ram", "wifi"]), listed, PARAMS, MODEL)
 
 
 def test_non_numeric_values_are_counted_per_column(raw_phones, columns, model_inputs):
@@ -58,7 +66,7 @@ def test_non_numeric_values_are_counted_per_column(raw_phones, columns, model_in
         DataValidationError,
         match=r"text column 'ram' has \d+ distinct values.*1997 of its 2000 values are numbers",
     ):
-        validate_table(broken, columns, PARAMS)
+        validate_table(broken, columns, PARAMS, MODEL)
     # Against the schema (a numeric 'ram'), the words are counted.
     with pytest.raises(DataValidationError, match=r"column 'ram': 3 row\(s\) not numeric"):
         standardize(broken, model_inputs["scaler"], model_inputs["schema"])
@@ -70,7 +78,7 @@ def test_missing_values_are_counted_per_column(raw_phones, columns):
     with pytest.raises(
         DataValidationError, match=r"column 'battery_power': 5 row\(s\) with missing"
     ):
-        validate_table(broken, columns, PARAMS)
+        validate_table(broken, columns, PARAMS, MODEL)
 
 
 def test_labels_outside_declared_classes_are_rejected(raw_phones, columns):
@@ -78,14 +86,14 @@ def test_labels_outside_declared_classes_are_rejected(raw_phones, columns):
     broken.loc[:1, "price_range"] = 7
     declared = ColumnsParams.model_validate({**columns.dump(), "classes": [0, 1, 2, 3]})
     with pytest.raises(DataValidationError, match=r"'price_range': 2 row\(s\) with labels outside"):
-        validate_table(broken, declared, PARAMS)
+        validate_table(broken, declared, PARAMS, MODEL)
 
 
 def test_missing_label_column_is_named(raw_phones, columns):
     with pytest.raises(
         DataValidationError, match=r"no label column 'price_range' \(columns.target\)"
     ):
-        validate_table(raw_phones.drop(columns="price_range"), columns, PARAMS)
+        validate_table(raw_phones.drop(columns="price_range"), columns, PARAMS, MODEL)
 
 
 def test_class_too_small_to_stratify_is_rejected(raw_phones, columns):
@@ -93,11 +101,11 @@ def test_class_too_small_to_stratify_is_rejected(raw_phones, columns):
         [raw_phones[raw_phones.price_range != 3], raw_phones[raw_phones.price_range == 3].head(3)]
     )
     with pytest.raises(DataValidationError, match=r"\{3: 3\} have fewer than 10 rows"):
-        validate_table(rare, columns, PARAMS)
+        validate_table(rare, columns, PARAMS, MODEL)
 
 
 def test_split_is_stratified_and_deterministic(raw_phones, columns):
-    validated, schema = validate_table(raw_phones, columns, PARAMS)
+    validated, schema = validate_table(raw_phones, columns, PARAMS, MODEL)
     train, test = split_data(validated, schema, PARAMS)
     assert (len(train), len(test)) == (1600, 400)
     assert train.price_range.value_counts().unique().tolist() == [400]
@@ -112,7 +120,7 @@ def test_bad_train_share_is_named():
 
 
 def test_scaler_is_fitted_on_the_training_split_only(raw_phones, columns):
-    validated, schema = validate_table(raw_phones, columns, PARAMS)
+    validated, schema = validate_table(raw_phones, columns, PARAMS, MODEL)
     train, test = split_data(validated, schema, PARAMS)
     scaler = fit_scaler(train, schema)
     inputs = schema.inputs
@@ -129,7 +137,7 @@ def test_scaler_is_fitted_on_the_training_split_only(raw_phones, columns):
 def test_persisted_scaler_standardizes_bitwise_like_standard_scaler(raw_phones, columns, tmp_path):
     """The JSON parameters reproduce StandardScaler.transform exactly on every shipped table
     that the project standardizes, so no model input or prediction changes."""
-    validated, schema = validate_table(raw_phones, columns, PARAMS)
+    validated, schema = validate_table(raw_phones, columns, PARAMS, MODEL)
     train, test = split_data(validated, schema, PARAMS)
     features = schema.inputs
     reference = StandardScaler().fit(train[features])
