@@ -23,13 +23,9 @@ import pandas as pd
 import yaml
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
-from neural_net_lab.phone_table import (
-    DataProcessingParams,
-    split_data,
-    validate_phone_prices,
-)
 from neural_net_lab.pipelines.tuning.config import TuningParams
 from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study
+from neural_net_lab.table import DataProcessingParams, TableSchema, split_data, validate_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +42,9 @@ def _parameters() -> dict:
     return parameters
 
 
-def study_seconds(blocks: dict, train_split: pd.DataFrame, workers: int) -> float:
+def study_seconds(
+    blocks: dict, train_split: pd.DataFrame, schema: TableSchema, workers: int
+) -> float:
     tuning = copy.deepcopy(blocks["tuning"])
     tuning["dask"].update(n_workers=workers, dashboard_address=None)
     with tempfile.TemporaryDirectory() as folder:
@@ -54,14 +52,13 @@ def study_seconds(blocks: dict, train_split: pd.DataFrame, workers: int) -> floa
         typed = TuningParams.model_validate(tuning)
         model = ModelParams.model_validate(blocks["model"])
         training = TrainingParams.model_validate(blocks["training"])
-        columns = ColumnsParams.model_validate(blocks["columns"])
-        data = prepare_folds(train_split, columns, typed, model, training)
+        data, network = prepare_folds(train_split, schema, typed, model, training)
         started = time.perf_counter()
-        trials = run_study(
+        trials, _ = run_study(
             cv_data=data,
             storage={"path": f"{folder}/journal.log"},
             tuning=typed,
-            model=model,
+            model=network,
             training=training,
         )
         seconds = time.perf_counter() - started
@@ -98,13 +95,13 @@ def main() -> None:
     )
     processing = DataProcessingParams.model_validate(blocks["data_processing"])
     columns = ColumnsParams.model_validate(blocks["columns"])
+    model = ModelParams.model_validate(blocks["model"])
     raw = pd.read_csv(ROOT / "data/01_raw/phone_prices.csv")
-    train_split, _ = split_data(
-        validate_phone_prices(raw, columns, processing), columns, processing
-    )
+    validated, schema = validate_table(raw, columns, processing, model)
+    train_split, _ = split_data(validated, schema, processing)
 
-    one = study_seconds(blocks, train_split, 1)
-    two = study_seconds(blocks, train_split, 2)
+    one = study_seconds(blocks, train_split, schema, 1)
+    two = study_seconds(blocks, train_split, schema, 2)
     rate_one, rate_two = args.trials / one * 60, args.trials / two * 60
     lines = [
         f"{args.trials} trials ({args.folds} folds, {args.epochs} epochs each)",

@@ -16,14 +16,12 @@ import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams
+from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.data import predict_logits
 from neural_net_lab.engine.model import load_mlp
-from tests.conftest import COLUMNS, mlflow_client, run_kedro
+from tests.conftest import FEATURES, mlflow_client, run_kedro
 
 from .conftest import tiny_blocks, write_local_parameters
-
-COLUMNS_TYPED = ColumnsParams.model_validate(COLUMNS)
 
 
 def _children(client, parent_id):
@@ -117,7 +115,7 @@ def _check_tuned_inference(project_copy, model, members):
     assert priced[columns].to_numpy() == pytest.approx(served[columns].to_numpy(), abs=1e-9)
 
     state = torch.load(data / "06_models/tuned_ensemble.pt", weights_only=True)
-    raw = torch.from_numpy(phones[COLUMNS_TYPED.features].to_numpy("float64"))
+    raw = torch.from_numpy(phones[FEATURES].to_numpy("float64"))
     by_hand = []
     for k in range(members):
         network = load_mlp(
