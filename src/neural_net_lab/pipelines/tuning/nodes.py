@@ -90,7 +90,8 @@ def run_study(
     training: TrainingParams,
 ) -> tuple[list[Any], str]:
     """Adds ``tuning.n_trials`` trials to the study on Dask; returns all of the study's trials
-    and its name (what the report names).
+    and its name (``tuning.study_name``, or its sibling when that study was made on other
+    data: ``study.study_name``).
 
     ``model`` is the block with the table's widths (``prepare_folds``). The default
     configuration is enqueued as a new study's first trial. Each finished trial becomes one
@@ -107,6 +108,7 @@ def run_study(
         logging.getLogger(name).setLevel(logging.ERROR)
     data = {k: cv_data[k] for k in ("features", "labels", "folds")}
     print_ = studies.fingerprint(data, tuning, model, training)
+    data_print = studies.data_fingerprint(data, tuning)
     backend = studies.open_storage(storage, tuning.heartbeat)
 
     def on_result(trial: Any, result: dict[str, Any]) -> None:
@@ -114,7 +116,7 @@ def run_study(
         reports.log_trial_run(trial)
 
     if tuning.n_trials == 0:
-        study = studies.load_study(backend, tuning, print_, create=False)
+        study = studies.load_study(backend, tuning, print_, create=False, data_print=data_print)
     else:
         client, cluster = executor.connect(tuning.dask)
         try:
@@ -126,6 +128,7 @@ def run_study(
                 create=True,
                 sampler=studies.build_sampler(tuning, parallel),
                 pruner=studies.build_pruner(tuning.pruner),
+                data_print=data_print,
             )
             stale = studies.fail_stale_trials(study, tuning.stale_after, backend)
             if stale:
