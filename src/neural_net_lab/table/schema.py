@@ -131,6 +131,7 @@ class TableSchema(BaseModel):
             "columns.classes": str(self.classes),
             "columns.features": str(self.features),
             "columns.id": self.id,
+            "columns.target": self.target,
             "model.input_dim": str(self.input_dim),
             "model.n_classes": str(self.n_classes),
         }
