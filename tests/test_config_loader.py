@@ -21,7 +21,7 @@ from kedro.framework.startup import bootstrap_project
 from neural_net_lab import pipeline_registry, settings
 from neural_net_lab.config_loader import RuntimeParamsLastConfigLoader
 
-from .conftest import PROJECT_ROOT, copy_project, kedro_cli
+from .conftest import PROJECT_ROOT, copy_project
 
 DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").rglob("*.md"))]
 # `--params VALUE` or `--params=VALUE`, VALUE quoted or ending at a space, backtick or quote;
@@ -259,20 +259,3 @@ def test_project_parameters_read_conf_local_as_a_run_does(project):
 
     assert parameters == load(project, loader_class=OmegaConfigLoader)
     assert parameters["training"] == {"epochs": 3}
-
-
-def test_kedro_run_gets_past_parameter_validation(project):
-    """The command from the issue, as a user types it, through a session and its context (as
-    ``kedro ipython`` reads params too): with a parameters file in conf/local, the run's typed
-    parameters validate, and it stops only at its missing input files (no data_processing ran
-    in this copy), before any node."""
-    shipped = yaml.safe_load((project / "conf" / "base" / "parameters.yml").read_text())
-    write_local(project, {"columns": shipped["columns"]})
-    store = f"sqlite:///{project.parent / 'mlflow.db'}"
-
-    result = kedro_cli(project, "run", "--pipelines", "training", "--params", "training.epochs=2",
-                       env={"MLFLOW_TRACKING_URI": store})  # fmt: skip
-
-    output = result.stdout + result.stderr
-    assert "ParameterValidationError" not in output, output[-3000:]
-    assert "input file(s) missing" in output, output[-3000:]
