@@ -18,7 +18,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.framework.cli.utils import _split_params
 from kedro.framework.startup import bootstrap_project
 
-from neural_net_lab import pipeline_registry, settings
+from neural_net_lab import run_config, settings
 from neural_net_lab.config_loader import RuntimeParamsLastConfigLoader
 
 from .conftest import PROJECT_ROOT, copy_project
@@ -250,12 +250,12 @@ def test_other_configuration_loads_as_kedro_loads_it(project, key):
 
 
 def test_project_parameters_read_conf_local_as_a_run_does(project):
-    """``kedro viz`` and ``kedro registry`` build pipelines from ``project_parameters``, which
+    """``kedro viz`` and ``kedro registry`` build pipelines from ``run_config.parameters``, which
     makes the project's loader itself: no runtime parameters, so Kedro's result."""
     write_local(project, LOCAL_PARAMETERS["columns_and_training"])
     bootstrap_project(project)  # as kedro viz does: Kedro's settings are the project's
 
-    parameters = pipeline_registry.project_parameters(project)
+    parameters = run_config.parameters(project)
 
     assert parameters == load(project, loader_class=OmegaConfigLoader)
     assert parameters["training"] == {"epochs": 3}

@@ -15,8 +15,9 @@ from omegaconf.resolvers import oc
 from neural_net_lab.config_loader import RuntimeParamsLastConfigLoader
 from neural_net_lab.context import ProjectContext
 from neural_net_lab.datasets.atomic import AtomicSavesCatalog
-from neural_net_lab.hooks import InputFileHooks, RunConfigHooks, RunStateHooks
+from neural_net_lab.hooks import InputFileHooks, RunStateHooks
 from neural_net_lab.mlflow_params import TableSchemaForMlflow, TypedParamsForMlflow
+from neural_net_lab.run_config import RunConfigHooks
 from neural_net_lab.tracking_store import TrackingStoreHooks
 
 HOOKS = (

@@ -23,7 +23,7 @@ from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.fit import fit_classifier, split_accuracy
 from neural_net_lab.engine.overrides import VariantParams, with_overrides
 from neural_net_lab.engine.tracking import child_run, log_history_and_metrics
-from neural_net_lab.pipeline_registry import project_parameters
+from neural_net_lab.run_config import parameters as run_parameters
 from neural_net_lab.table import TableSchema
 
 logger = logging.getLogger(__name__)
@@ -185,11 +185,11 @@ def variant_names(
     """The keys of the blocks under ``<experiment>`` in the project's parameters, in file order.
 
     The parameters are the running session's, or the project's files outside a run
-    (``pipeline_registry.project_parameters``); without a project the ``shipped`` names are
+    (``run_config.parameters``); without a project the ``shipped`` names are
     used. Errors in the blocks are left to the run's check node, which
     names them: raising here would break every other pipeline too.
     """
-    parameters = project_parameters(project_path)
+    parameters = run_parameters(project_path)
     if parameters is None:
         logger.warning(
             "No Kedro project around %s: %s runs its shipped variants %s",
