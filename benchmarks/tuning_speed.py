@@ -2,8 +2,9 @@
 
 Every trial costs the same (only the learning rate and weight decay are searched; widths,
 batch size and epochs are fixed, and no trial is pruned), so trials per minute measure how
-well the trials spread over the workers. Each study runs the tuning node ``run_study`` on
-the shipped table's training split with a fresh journal file, without MLflow.
+well the trials spread over the workers. Each study runs the tuning pipeline's node
+``run_study`` (with Kedro's runner, as the pipeline wires it) on the shipped table's training
+split with a fresh journal file, without MLflow.
 
     python benchmarks/tuning_speed.py [--trials 16] [--epochs 60] [--folds 5]
 
@@ -21,10 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
 from neural_net_lab.pipelines.tuning.config import TuningParams
-from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study
+from neural_net_lab.pipelines.tuning.pipeline import create_pipeline as tuning_pipeline
 from neural_net_lab.table import DataProcessingParams, TableSchema, split_data, validate_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +45,13 @@ def _parameters() -> dict:
     return parameters
 
 
+def run_nodes(names: tuple[str, ...], inputs: dict) -> dict:
+    """The tuning pipeline's nodes ``names`` run on ``inputs`` in memory; their outputs."""
+    nodes = tuning_pipeline().only_nodes(*names)
+    catalog = DataCatalog({k: MemoryDataset(v, copy_mode="assign") for k, v in inputs.items()})
+    return {k: dataset.load() for k, dataset in SequentialRunner().run(nodes, catalog).items()}
+
+
 def study_seconds(
     blocks: dict, train_split: pd.DataFrame, schema: TableSchema, workers: int
 ) -> float:
@@ -52,16 +62,17 @@ def study_seconds(
         typed = TuningParams.model_validate(tuning)
         model = ModelParams.model_validate(blocks["model"])
         training = TrainingParams.model_validate(blocks["training"])
-        data, network = prepare_folds(train_split, schema, typed, model, training)
+        params = {"params:tuning": typed, "params:model": model, "params:training": training}
+        folds = run_nodes(
+            ("prepare_folds",), {"train_split": train_split, "table_schema": schema, **params}
+        )
         started = time.perf_counter()
-        trials, _ = run_study(
-            cv_data=data,
-            storage={"path": f"{folder}/journal.log"},
-            tuning=typed,
-            model=network,
-            training=training,
+        study = run_nodes(
+            ("run_study",),
+            {**folds, **params, "tuning_study_storage": {"path": f"{folder}/journal.log"}},
         )
         seconds = time.perf_counter() - started
+        trials = study["tuning_study_trials"]
     states = {t.state.name for t in trials}
     if states != {"COMPLETE"}:
         raise RuntimeError(f"every trial should complete, got states {states}")

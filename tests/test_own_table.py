@@ -22,22 +22,22 @@ import pytest
 import yaml
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, OptimizerParams, TrainingParams
-from neural_net_lab.pipelines.evaluation.nodes import predict_test_set, score_network
-from neural_net_lab.pipelines.inference.nodes import price_phones, validate_phones_to_price
-from neural_net_lab.pipelines.training.nodes import split_validation, train_model
+from neural_net_lab.linear_baseline import EvaluationParams
+from neural_net_lab.pipelines.data_processing.pipeline import create_pipeline as data_processing
+from neural_net_lab.pipelines.evaluation.pipeline import create_pipeline as evaluation
+from neural_net_lab.pipelines.inference.pipeline import create_pipeline as inference
+from neural_net_lab.pipelines.training.pipeline import create_pipeline as training
+from neural_net_lab.serving import ServedModelParams
 from neural_net_lab.serving.phone_price_classifier import table_inputs
 from neural_net_lab.table import (
     DataProcessingParams,
     DataValidationError,
     derive_schema,
     encode_features,
-    fit_scaler,
     split_data,
-    standardize,
-    validate_table,
 )
 
-from .conftest import copy_project, mlflow_client, run_kedro
+from .conftest import copy_project, mlflow_client, run_in_memory, run_kedro
 from .tables import make_table, write_csv
 
 CASES: dict[str, dict[str, Any]] = {
@@ -52,6 +52,7 @@ TRAINING = TrainingParams(
     seed=0, epochs=3, batch_size=16, optimizer=OptimizerParams(name="Adam", lr=0.01), progress=False
 )
 MODEL = ModelParams(hidden_dims=[16])
+SERVED = ServedModelParams(name="served", registered_model_name=None, example_rows=3)
 
 
 def as_read(frame: pd.DataFrame, folder: Path) -> pd.DataFrame:
@@ -61,43 +62,45 @@ def as_read(frame: pd.DataFrame, folder: Path) -> pd.DataFrame:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_table_runs_through_the_nodes_by_its_label_column_alone(case, tmp_path):
+    """The default run's and inference's nodes, as their pipelines wire them, in memory."""
     table = as_read(make_table(**CASES[case]), tmp_path)
-    params = DataProcessingParams()
-    validated, schema = validate_table(table, ColumnsParams(target="label"), params, MODEL)
-
     labels = CASES[case]["labels"]
+    rows_to_price = table.drop(columns="label").sample(20, random_state=0)
+    made = run_in_memory(
+        data_processing() + training() + evaluation() + inference(),
+        {
+            "phone_prices": table,
+            "phones_to_price": rows_to_price,
+            "params:columns": ColumnsParams(target="label"),
+            "params:data_processing": DataProcessingParams(),
+            "params:model": MODEL,
+            "params:training": TRAINING,
+            "params:evaluation": EvaluationParams(baseline={"max_iter": 500}),
+            "params:served_model": SERVED,
+        },
+    )
+    schema = made["table_schema"]
     assert schema.classes == sorted(labels)
     assert schema.features == [c for c in table.columns if c != "label"]
     assert schema.input_dim == len(schema.inputs)
     assert schema.n_classes == len(labels)
-
-    train, test = split_data(validated, schema, params)
-    scaler = fit_scaler(train, schema)
-    train_set, test_set = standardize(train, scaler, schema), standardize(test, scaler, schema)
     # The network sees the class codes 0…K−1, in the order of schema.classes.
-    assert sorted(train_set["label"].unique()) == list(range(len(labels)))
-    assert schema.labels(train_set["label"]).tolist() == train["label"].tolist()
-
-    fit_set, validation_set = split_validation(train_set, schema, TRAINING, MODEL)
-    network, history = train_model(fit_set, validation_set, MODEL, TRAINING, schema)
-    assert network[0].in_features == schema.input_dim
-    assert network[-1].out_features == len(labels)
-    assert len(history["val_accuracy"]) == TRAINING.epochs
+    codes, raw_labels = made["train_set"]["label"], made["train_split"]["label"]
+    assert sorted(codes.unique()) == list(range(len(labels)))
+    assert schema.labels(codes).tolist() == raw_labels.tolist()
+    weights = made["phone_price_model"]  # a state dict, as the catalog hands it on
+    assert weights["0.weight"].shape[1] == schema.input_dim
+    assert weights[f"{len(MODEL.hidden_dims) * 2}.weight"].shape[0] == len(labels)
+    assert len(made["training_history"]["val_accuracy"]) == TRAINING.epochs
 
     # What a user reads shows the table's own labels.
-    state = network.state_dict()
-    predicted = predict_test_set(state, test_set, MODEL, schema)
-    metrics, report, figure = score_network(predicted, test_set, schema)
-    assert {str(label) for label in labels} <= set(report)
-    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == [
-        str(c) for c in schema.classes
-    ]
-    rows = validate_phones_to_price(test.drop(columns="label"), schema)
-    priced = price_phones(rows, scaler, state, MODEL, schema)
+    assert {str(label) for label in labels} <= set(made["classification_report"])
+    axis = made["confusion_matrix_plot"].axes[0]
+    assert [t.get_text() for t in axis.get_xticklabels()] == [str(c) for c in schema.classes]
+    priced = made["price_predictions"]
     assert set(priced["label"]) <= set(labels)
     assert list(priced.columns) == ["id", "label", *(f"probability_{c}" for c in schema.classes)]
-    # The nodes' predictions are the evaluation's: same rows, same network.
-    assert (schema.codes(priced["label"], "x") == predicted).all()
+    assert priced["id"].tolist() == list(range(len(rows_to_price)))  # no id column: numbered
 
 
 def test_text_columns_are_one_hot_encoded_with_training_categories(tmp_path, caplog):

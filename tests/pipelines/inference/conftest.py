@@ -16,8 +16,7 @@ import torch
 from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.seeding import seed_everything
-from neural_net_lab.pipelines.training.nodes import log_served_model
-from neural_net_lab.serving import ServedModelParams
+from neural_net_lab.serving import ServedModelParams, log_served, scaled_network
 from neural_net_lab.table import TableSchema
 from tests.conftest import PROJECT_ROOT
 
@@ -84,11 +83,17 @@ def assert_same_predictions(actual: pd.DataFrame, expected: pd.DataFrame) -> Non
     )
 
 
+def served_network(model_inputs, model_state, table_schema):
+    """What the training node log_served_model logs: the network with the persisted scaler."""
+    return scaled_network(model_inputs["scaler"], model_state, MODEL_PARAMS, table_schema)
+
+
 @pytest.fixture(scope="module")
 def served_store(
     tmp_path_factory, model_inputs, model_state, raw_phones, table_schema
 ) -> Iterator[str]:
-    """A temporary MLflow store in which the training node logged and registered the model."""
+    """A temporary MLflow store in which the served model was logged and registered, as the
+    training node log_served_model does."""
     folder = tmp_path_factory.mktemp("served")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     # A Kedro session earlier in this process may have set the global URI to its own store.
@@ -96,8 +101,11 @@ def served_store(
     mlflow.set_registry_uri(uri)
     experiment = mlflow.create_experiment("served", artifact_location=str(folder / "artifacts"))
     with mlflow.start_run(experiment_id=experiment):
-        info = log_served_model(
-            model_state, model_inputs["scaler"], raw_phones, MODEL_PARAMS, table_schema, SERVED
+        info = log_served(
+            served_network(model_inputs, model_state, table_schema),
+            raw_phones,
+            table_schema,
+            SERVED,
         )
     assert info["logged"] and info["registered_model_version"] == 1
     yield uri

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from neural_net_lab.pipelines.inference.nodes import price_phones, validate_phones_to_price
-from neural_net_lab.pipelines.training.nodes import log_served_model
+from neural_net_lab.serving import log_served, scaled_network
 from tests.conftest import FEATURES
 
 from .conftest import MODEL_PARAMS, SERVED, assert_same_predictions
@@ -67,9 +67,8 @@ def test_nothing_is_logged_without_an_active_run(
     model_inputs, model_state, raw_phones, table_schema
 ):
     assert mlflow.active_run() is None
-    info = log_served_model(
-        model_state, model_inputs["scaler"], raw_phones, MODEL_PARAMS, table_schema, SERVED
-    )
+    network = scaled_network(model_inputs["scaler"], model_state, MODEL_PARAMS, table_schema)
+    info = log_served(network, raw_phones, table_schema, SERVED)
     assert info == {"logged": False}
 
 
