@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from matplotlib import pyplot as plt
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, OptimizerParams, TrainingParams
 from neural_net_lab.linear_baseline import EvaluationParams
@@ -101,6 +102,7 @@ def test_a_table_runs_through_the_nodes_by_its_label_column_alone(case, tmp_path
     assert set(priced["label"]) <= set(labels)
     assert list(priced.columns) == ["id", "label", *(f"probability_{c}" for c in schema.classes)]
     assert priced["id"].tolist() == list(range(len(rows_to_price)))  # no id column: numbered
+    plt.close("all")  # the evaluation's figures (a run's MatplotlibDataset saves them)
 
 
 def test_text_columns_are_one_hot_encoded_with_training_categories(tmp_path, caplog):
