@@ -5,157 +5,46 @@ heartbeats failing the trial of a driver that died."""
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import optuna
-import psycopg
 import pytest
-import yaml
 
 from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.pipelines.tuning import study as studies
 from neural_net_lab.pipelines.tuning.config import TuningParams
 from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study
 from neural_net_lab.pipelines.tuning.storage import StudyStorageError, database_url
-from tests.conftest import PROJECT_ROOT
 
-from .conftest import tiny_blocks, write_local_parameters
+from .conftest import write_local_parameters
+from .postgres_server import NoServer, postgres_server
+from .two_drivers import run_pair, small_blocks, use_database
 
 RUNNING = optuna.trial.TrialState.RUNNING
-
-
-def _server_binaries() -> Path | None:
-    """The folder of initdb and pg_ctl: on PATH, from pg_config, or Debian's layout."""
-    candidates = [shutil.which("initdb")]
-    if pg_config := shutil.which("pg_config"):
-        bindir = subprocess.run(
-            [pg_config, "--bindir"], capture_output=True, text=True, check=False
-        )
-        candidates.append(str(Path(bindir.stdout.strip()) / "initdb"))
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
-    for initdb in filter(None, candidates):
-        folder = Path(initdb).parent
-        if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file():
-            return folder
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def postgres():
     """A PostgreSQL server of its own; yields a function that makes a database, its URL."""
-    binaries = _server_binaries()
-    if binaries is None:
-        pytest.skip(
-            "PostgreSQL server binaries (initdb, pg_ctl) not found: "
-            "apt-get install postgresql (.ci/run does)"
-        )
-    # The server refuses to run as root: as root, its folder belongs to `postgres`, who runs
-    # it. A folder under /tmp, not pytest's: root's pytest folders are closed to others.
-    folder = Path(tempfile.mkdtemp(prefix="neural-net-lab-postgres-"))
-    as_server: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres", "postgres")
-        as_server = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", _free_port()
-
-    def server(*args: str) -> None:
-        subprocess.run([*as_server, *args], check=True, capture_output=True, timeout=120)
-
-    server(str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-           "--no-sync", "-E", "UTF8", "--locale=C")  # fmt: skip
-    settings = (
-        f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={folder} "
-        # A throwaway server: nothing to make durable.
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    )
     try:
-        server(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"),
-               "-o", settings, "-w", "-t", "60", "start")  # fmt: skip
-    except subprocess.CalledProcessError:
-        log = folder / "server.log"
-        pytest.fail(f"PostgreSQL did not start: {log.read_text() if log.exists() else ''}")
-    made = []
-
-    def database(name: str) -> str:
-        with psycopg.connect(
-            f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True
-        ) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-        made.append(name)
-        return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{name}"
-
-    try:
-        yield database
-    finally:
-        server(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _tiny(**changes):
-    """Three trials on one worker, no timeout, one baseline: a tuning run of seconds."""
-    settings = {
-        "n_trials": 3,
-        "ensemble_seeds": 1,
-        "dask": {"n_workers": 1, "dashboard_address": None},
-        "baselines": {
-            "logistic_regression": {
-                "estimator": "sklearn.linear_model.LogisticRegression",
-                "grid": {"C": [1.0]},
-            }
-        },
-    }
-    return tiny_blocks(**{**settings, **changes})
+        with postgres_server() as database:
+            yield database
+    except NoServer as missing:
+        pytest.skip(str(missing))
 
 
 def test_two_drivers_at_once_share_one_study_in_postgres(postgres, project_copy, tmp_path):
     url = postgres("two_drivers")
-    blocks = _tiny()
+    blocks = small_blocks()
     # Trials of a few tenths of a second, so that the two searches surely overlap.
     blocks["training"]["epochs"] = 100
     write_local_parameters(project_copy, blocks)
-    local = project_copy / "conf/local"
-    # As docs/tuning.md tells users: the URL in credentials, the catalog entry naming it.
-    (local / "credentials.yml").write_text(yaml.safe_dump({"tuning_study": {"url": url}}))
-    (local / "catalog.yml").write_text(
-        "tuning_study_storage:\n"
-        "  type: neural_net_lab.pipelines.tuning.storage.OptunaStorageDataset\n"
-        "  credentials: tuning_study\n"
-    )
-    shutil.copy(PROJECT_ROOT / "conf/logging.yml", project_copy / "conf/logging.yml")
-    environ = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "PYTHONWARNINGS": "ignore",
-    }
-    drivers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "kedro", "run", "--pipelines", "tuning"],
-            cwd=project_copy,
-            env=environ,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outputs = [driver.communicate(timeout=300)[0] for driver in drivers]
-    for driver, output in zip(drivers, outputs):
-        assert driver.returncode == 0, output[-4000:]
+    use_database(project_copy, url)
+    results = run_pair(project_copy, {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+    for code, output in results:
+        assert code == 0, output[-4000:]
         assert "3 trials in" in output, output[-4000:]
 
     study = optuna.load_study(study_name="test", storage=url)
@@ -179,7 +68,7 @@ def test_a_trial_whose_driver_stopped_beating_is_failed_by_the_next_run(
     postgres, raw_phones, table_schema, monkeypatch
 ):
     url = postgres("heartbeats")
-    blocks = _tiny(
+    blocks = small_blocks(
         n_trials=1,
         heartbeat={"interval": 1, "grace_period": 2},
         search_space={"model.hidden_dims": {"type": "categorical", "choices": [[8]]}},
