@@ -2,8 +2,9 @@
 password stays in ``conf/local/credentials.yml`` (parameters are logged to MLflow).
 
 Also what makes either one safe to open: a journal whose last line a crash cut off is
-trimmed (after a backup), a damaged line before it is named with the way out, and a database
-URL is checked for its driver before Optuna's bare "Failed to import DB access module".
+trimmed (after a backup), a damaged line before it is named with the way out, a database
+URL is checked for its driver before Optuna's bare "Failed to import DB access module", and
+drivers that open a fresh PostgreSQL database at once create Optuna's tables one at a time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -216,3 +219,44 @@ def database_url(url: str) -> str:
             f"{parsed.get_driver_name()!r}, which is not installed ({error}): {install}"
         ) from None
     return parsed.render_as_string(hide_password=False)
+
+
+# The advisory lock key of schema_lock: any 64-bit number other programs on the database are
+# unlikely to take, fixed so that every driver of every version takes the same one.
+_SCHEMA_LOCK_KEY = 0x6E6E6C5F6F707475  # "nnl_optu"
+
+
+@contextmanager
+def schema_lock(url: str) -> Iterator[None]:
+    """Holds a PostgreSQL advisory lock while Optuna's ``RDBStorage`` opens a database.
+
+    ``RDBStorage.__init__`` creates Optuna's tables (``metadata.create_all``, then alembic's
+    stamp) without a guard. On a fresh database, two drivers started at once both find no
+    table and both create them: PostgreSQL refuses the second ``CREATE TYPE studydirection``
+    (or ``CREATE TABLE alembic_version``) with ``IntegrityError: duplicate key value violates
+    unique constraint "pg_type_typname_nsp_index"``, and that driver dies before its first
+    trial (optuna 5.1, SQLAlchemy 2.1; known upstream as optuna/optuna#1092). Under this lock
+    the second driver finds the tables made and creates nothing. A lock held by a driver that
+    dies is released with its connection. Other databases open without it.
+    """
+    from sqlalchemy import create_engine, text  # noqa: PLC0415 - only a database study needs it
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+    from sqlalchemy.pool import NullPool  # noqa: PLC0415
+
+    if make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK_KEY}
+                )
+                connection.commit()
+    finally:
+        engine.dispose()

@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from neural_net_lab.engine.config import ModelParams, TrainingParams
 
 from .config import HeartbeatParams, PrunerParams, TuningParams
-from .storage import database_url, repair_journal
+from .storage import database_url, repair_journal, schema_lock
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +45,12 @@ def open_storage(storage: Mapping[str, Any], heartbeat: HeartbeatParams | None =
     database (``{"url": ...}``) whose trials carry Optuna's heartbeats."""
     if storage.get("url"):
         heartbeat = heartbeat or HeartbeatParams()
-        with warnings.catch_warnings():
+        url = database_url(storage["url"])
+        with warnings.catch_warnings(), schema_lock(url):
             # heartbeat_interval is "experimental" in Optuna 5; it has been since 2.9.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
-                database_url(storage["url"]),
+                url,
                 heartbeat_interval=heartbeat.interval,
                 grace_period=heartbeat.grace_period,
             )
