@@ -270,13 +270,12 @@ def test_a_worker_killed_mid_study_does_not_lose_the_budget(
 
 def test_trials_left_running_by_a_dead_run_are_failed_by_age(tmp_path):
     tuning, _, _ = _typed(tiny_blocks())
-    study = studies.load_study(
-        studies.open_storage({"path": str(tmp_path / "j.log")}), tuning, "print", create=True
-    )
+    storage = studies.open_storage({"path": str(tmp_path / "j.log")})
+    study = studies.load_study(storage, tuning, "print", create=True)
     study.ask()  # a trial whose run died: never told
-    assert studies.fail_stale_trials(study, stale_after=3600) == []
+    assert studies.fail_stale_trials(study, storage, stale_after=3600) == []
     time.sleep(0.05)
-    assert studies.fail_stale_trials(study, stale_after=0.01) == [0]
+    assert studies.fail_stale_trials(study, storage, stale_after=0.01) == [0]
     (trial,) = study.trials
     assert trial.state.name == "FAIL" and trial.user_attrs["error"].startswith("stale")
 

@@ -14,9 +14,10 @@ processes import it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -34,7 +35,7 @@ from neural_net_lab.engine.cv import cross_validate
 
 from .config import DaskParams, PrunerParams, TuningParams
 from .search_space import configure, suggest
-from .study import Heartbeats, build_pruner
+from .study import DriverTrials, build_pruner
 
 logger = logging.getLogger(__name__)
 
@@ -159,17 +160,27 @@ def optimize(
     tuning: TuningParams,
     model: ModelParams,
     training: TrainingParams,
+    storage: Any,
     on_result: Callable[[Any, dict[str, Any]], None],
-    storage: Any = None,
 ) -> int:
     """Runs up to ``tuning.n_trials`` new trials (and/or until ``tuning.timeout``) on the
     cluster, as many at a time as it has threads; returns how many ran.
 
     With a database ``storage`` the driver beats for its running trials while it waits for
     their results: Optuna beats only inside ``study.optimize``, not for ask and tell.
-    Ctrl-C cancels the submitted trials (a remote cluster stops working for this run) and
-    records them failed; finished trials are already in the study.
+    Progress shows as one bar (``training.progress``, on a terminal) and one log line per
+    trial (``progress``).
+
+    If the driver stops early (Ctrl-C or SIGTERM, which the project's hooks raise as
+    ``RunInterrupted``, or any error), the submitted trials are cancelled (a remote cluster
+    stops working for this run) and every trial it asked for and did not tell is recorded
+    failed, with the reason; finished trials are already in the study. A signal is acted on
+    between the loop's steps (``_SignalGate``), so no trial is left between the study and
+    this driver's account of it, and a result that came is told whole.
     """
+    # The driver's only: workers import this module, and need neither mlflow nor matplotlib.
+    from .progress import StudyProgress  # noqa: PLC0415
+
     slots = max(1, sum(client.nthreads().values()))
     # Every worker imports torch and the engine first (unpickling this function does), so
     # that no trial's duration includes a worker's start-up.
@@ -184,56 +195,150 @@ def optimize(
     rows = dict(data)
     pending: dict[Any, Any] = {}
     asked = 0
-    beats = Heartbeats(study, storage, tuning.stale_after)
+    own = DriverTrials(study, storage, tuning.stale_after)
+    bar = StudyProgress(study, tuning, show=training.progress)
+
+    def told(frozen: Any, result: dict[str, Any]) -> None:
+        if frozen is not None:
+            bar.told(frozen)
+            on_result(frozen, result)
+
     try:
-        while True:
-            while len(pending) < slots and asked < budget and time.monotonic() < deadline:
-                trial = beats.ask()
-                values = suggest(trial, tuning.search_space)
-                trial.set_user_attr("values", _jsonable(values))
-                try:
-                    trial_model, trial_training = configure(model, training, values)
-                except ValueError as error:
-                    _tell(study, trial, {"state": "FAIL", "error": str(error)}, on_result)
+        with _SignalGate() as gate:
+            while True:
+                gate.let_through()
+                while len(pending) < slots and asked < budget and time.monotonic() < deadline:
+                    trial, blocks = _ask(own, tuning, model, training)
                     asked += 1
-                    continue
-                future = client.submit(
-                    run_trial,
-                    rows,
-                    trial_model,
-                    trial_training,
-                    tuning.pruner,
-                    _finished_curves(study),
-                    stacked=tuning.stacked,
-                    pure=False,
-                    retries=tuning.dask.retries,
-                    key=f"trial-{study.study_name}-{trial.number}-{time.time_ns()}",
-                )
-                pending[future] = trial
-                asked += 1
-            if not pending:
-                return asked
-            try:
-                done = distributed.wait(
-                    list(pending), timeout=beats.wait(), return_when="FIRST_COMPLETED"
-                ).done
-            except TimeoutError:  # a heartbeat is due, no trial has ended
-                done = set()
-            beats.beat(pending.values())
-            for future in done:
-                trial = pending.pop(future)
+                    if isinstance(blocks, dict):  # values the blocks refuse: failed at once
+                        told(_tell(study, trial, blocks, own), blocks)
+                        continue
+                    task = (rows, *blocks, tuning.pruner, _finished_curves(study))
+                    pending[_submit(client, study.study_name, trial, task, tuning)] = trial
+                if not pending:
+                    bar.finished(asked)
+                    return asked
+                gate.let_through()
                 try:
-                    result = future.result()
-                except Exception as error:  # noqa: BLE001 - e.g. KilledWorker after retries
-                    result = {"state": "FAIL", "error": f"{type(error).__name__}: {error}"}
-                _tell(study, trial, result, on_result)
-    except BaseException:
+                    done = distributed.wait(
+                        list(pending),
+                        timeout=_soonest(own.wait(), bar.wait(), gate.wait()),
+                        return_when="FIRST_COMPLETED",
+                    ).done
+                except TimeoutError:  # a beat, the bar's clock or a signal is due
+                    done = set()
+                own.beat()
+                bar.tick()
+                for future in done:
+                    trial = pending.pop(future)
+                    result = _result_of(future)
+                    told(_tell(study, trial, result, own), result)
+    except BaseException as error:
         client.cancel(list(pending))
-        for trial in pending.values():
-            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                trial.set_user_attr("error", "interrupted: the run stopped before the trial ended")
-                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        own.fail_all(error)
         raise
+    finally:
+        bar.close()
+
+
+def _ask(
+    own: DriverTrials, tuning: TuningParams, model: ModelParams, training: TrainingParams
+) -> tuple[Any, tuple[ModelParams, TrainingParams] | dict[str, Any]]:
+    """A new trial and its blocks, or the failed result of values the blocks refuse."""
+    trial = own.ask()
+    values = suggest(trial, tuning.search_space)
+    trial.set_user_attr("values", _jsonable(values))
+    try:
+        return trial, configure(model, training, values)
+    except ValueError as error:
+        return trial, {"state": "FAIL", "error": str(error)}
+
+
+def _submit(client: Any, study_name: str, trial: Any, task: tuple, tuning: TuningParams) -> Any:
+    return client.submit(
+        run_trial,
+        *task,
+        stacked=tuning.stacked,
+        pure=False,
+        retries=tuning.dask.retries,
+        key=f"trial-{study_name}-{trial.number}-{time.time_ns()}",
+    )
+
+
+def _result_of(future: Any) -> dict[str, Any]:
+    try:
+        return future.result()
+    except Exception as error:  # noqa: BLE001 - e.g. KilledWorker after retries
+        return {"state": "FAIL", "error": f"{type(error).__name__}: {error}"}
+
+
+class _SignalGate:
+    """SIGINT and SIGTERM held while the driver works, and let through between its steps.
+
+    A handler that raises (the run's hooks raise ``RunInterrupted``, Python's default raises
+    ``KeyboardInterrupt``) stops whatever Python is running when the signal comes: between
+    asking for a trial and entering it in the driver's account, halfway through telling a
+    result, or inside a garbage-collector callback of distributed's, where the exception is
+    printed and dropped and the run goes on (seen: the study then waited for good on workers
+    that the same Ctrl-C had stopped). So while the study loop runs a signal is only noted,
+    and ``let_through`` hands it to the handler that was in place between the loop's steps,
+    where none is half done; the loop comes by at least every ``wait()`` seconds. Only the
+    main thread can handle signals: elsewhere the gate does nothing.
+    """
+
+    POLL_S = 0.5
+
+    def __init__(self) -> None:
+        self._held: list[int] = []
+        self._previous: dict[int, Any] = {}
+        self._holding = False
+
+    def __enter__(self) -> _SignalGate:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                handler = signal.getsignal(signum)
+                if handler is not None:  # None: installed outside Python, cannot be put back
+                    self._previous[signum] = handler
+            self._hold()
+        return self
+
+    def __exit__(self, error_type: Any, *_: Any) -> None:
+        self._release()
+        held, self._held = self._held, []
+        if error_type is None:  # a signal that came as the study ended still stops the run
+            for signum in held:
+                signal.raise_signal(signum)
+
+    def wait(self) -> float | None:
+        return self.POLL_S if self._previous else None
+
+    def let_through(self) -> None:
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        self._release()
+        for signum in held:
+            signal.raise_signal(signum)  # the handler in place runs, and raises, here
+        self._hold()  # it did not raise (an ignored signal): hold on
+
+    def _note(self, signum: int, _frame: Any) -> None:
+        self._held.append(signum)
+
+    def _hold(self) -> None:
+        for signum in self._previous:
+            signal.signal(signum, self._note)
+        self._holding = bool(self._previous)
+
+    def _release(self) -> None:
+        if self._holding:
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
+            self._holding = False
+
+
+def _soonest(*waits: float | None) -> float | None:
+    """The shortest of the waits that are set (None: none is, wait for a result)."""
+    return min((w for w in waits if w is not None), default=None)
 
 
 def _finished_curves(study: Any) -> list[tuple[str, dict[int, float]]]:
@@ -244,7 +349,8 @@ def _finished_curves(study: Any) -> list[tuple[str, dict[int, float]]]:
     ]
 
 
-def _tell(study: Any, trial: Any, result: dict[str, Any], on_result: Callable) -> None:
+def _tell(study: Any, trial: Any, result: dict[str, Any], own: DriverTrials) -> Any:
+    """Records the result in the study; returns the finished trial (None: dropped)."""
     try:
         frozen = _record(study, trial, result)
     except optuna.exceptions.UpdateFinishedTrialError:
@@ -254,8 +360,9 @@ def _tell(study: Any, trial: Any, result: dict[str, Any], on_result: Callable) -
             "trial %d was failed as stale by another run before its result came: dropped",
             trial.number,
         )
-        return
-    on_result(frozen, result)
+        frozen = None
+    own.told(trial)
+    return frozen
 
 
 def _record(study: Any, trial: Any, result: dict[str, Any]) -> Any:

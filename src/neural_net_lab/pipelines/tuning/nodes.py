@@ -10,7 +10,6 @@ nodes that need them, so that other pipelines' start-up does not pay for them.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -95,8 +94,8 @@ def run_study(
 
     ``model`` is the block with the table's widths (``prepare_folds``). The default
     configuration is enqueued as a new study's first trial. Each finished trial becomes one
-    MLflow child run of the Kedro run and one console line; the parent run gets the best
-    value and parameters and the trial counts by state.
+    MLflow child run of the Kedro run and one line in the tuning log, under one progress bar;
+    the parent run gets the best value and parameters and the trial counts by state.
     """
     import optuna  # noqa: PLC0415 - only the tuning pipeline pays for optuna and distributed
 
@@ -112,7 +111,6 @@ def run_study(
     backend = studies.open_storage(storage, tuning.heartbeat)
 
     def on_result(trial: Any, result: dict[str, Any]) -> None:
-        logger.info(reports.trial_line(trial))
         reports.log_trial_run(trial)
 
     if tuning.n_trials == 0:
@@ -130,17 +128,13 @@ def run_study(
                 pruner=studies.build_pruner(tuning.pruner),
                 data_print=data_print,
             )
-            stale = studies.fail_stale_trials(study, tuning.stale_after, backend)
-            if stale:
-                logger.warning("Trials %s were left running by a dead run: failed", stale)
             if not study.trials:
                 study.enqueue_trial(
                     cv_data["default_params"], user_attrs={studies.DEFAULT_TRIAL: True}
                 )
             if client.dashboard_link and (tuning.dask.address or tuning.dask.dashboard_address):
                 logger.info("Dask dashboard: %s", client.dashboard_link)
-            started = time.perf_counter()
-            ran = executor.optimize(
+            executor.optimize(
                 study,
                 client,
                 data=data,
@@ -150,7 +144,6 @@ def run_study(
                 on_result=on_result,
                 storage=backend,
             )
-            logger.info("%d trials in %.1f s", ran, time.perf_counter() - started)
         finally:
             client.close()
             if cluster is not None:
