@@ -61,15 +61,16 @@ def use_database(project: Path, url: str) -> None:
 
 
 def start_driver(
-    project: Path, env: Mapping[str, str], *args: str, **popen: Any
+    project: Path, env: Mapping[str, str], *args: str, output: Any = subprocess.PIPE, **popen: Any
 ) -> subprocess.Popen:
-    """``kedro run --pipelines tuning`` in ``project`` with the project's console logging."""
+    """``kedro run --pipelines tuning <args>`` in ``project`` with the project's logging: its
+    console to ``output`` (a pipe by default), its per-trial lines to logs/tuning.log."""
     shutil.copy(PROJECT_ROOT / "conf/logging.yml", project / "conf/logging.yml")
     return subprocess.Popen(
         [sys.executable, "-m", "kedro", "run", "--pipelines", "tuning", *args],
         cwd=project,
         env={**os.environ, "PYTHONWARNINGS": "ignore", "KEDRO_DISABLE_TELEMETRY": "true", **env},
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
         **popen,
