@@ -98,7 +98,10 @@ class StudyProgress:
 
     def finished(self, asked: int) -> None:
         """The run's trials have all ended: the closing line, on the console and in the log."""
-        counts = ", ".join(f"{self._counts[s]} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAIL"))
+        counts = ", ".join(
+            f"{self._counts[state]} {word}"
+            for state, word in (("COMPLETE", "complete"), ("PRUNED", "pruned"), ("FAIL", "failed"))
+        )
         best = (
             f"best CV accuracy {self._best:.4f} (trial {self._best_trial})"
             if self._best is not None
