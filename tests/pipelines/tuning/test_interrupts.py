@@ -10,7 +10,6 @@ left alone. Real ``kedro run`` processes, a real journal and a real Dask LocalCl
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -30,10 +29,17 @@ from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study
 from tests.conftest import COLUMNS
 
 from .conftest import tiny_blocks, write_local_parameters
-from .two_drivers import small_blocks, start_driver
+from .two_drivers import (
+    TRIAL_LINE,
+    held_by,
+    slow_blocks,
+    start_in_session,
+    stop,
+    wait_for_a_running_trial,
+    wait_for_a_trial_line,
+)
 
 JOURNAL = "data/07_model_output/tuning_study.journal"
-TRIAL_LINE = re.compile(r" trial \d+ (complete|pruned|fail):")
 
 
 def _journal_trials(path: Path) -> list:
@@ -115,79 +121,88 @@ def test_ctrl_c_while_a_result_is_told_keeps_the_result(train_split, tmp_path, m
     assert "worker" in told.user_attrs  # its worker's result, not the interruption
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads pids' start in /proc")
+def test_a_running_trial_is_failed_only_when_its_driver_here_is_gone(tmp_path, caplog):
+    """Real processes: one that ended (its pid gone), one that exited unreaped (a zombie),
+    and this one, whose pid a trial records with another start time (as a reused pid would
+    show); against this live process, and gone drivers of another host or pid space."""
+    storage = studies.open_storage({"path": str(tmp_path / "j.log")})
+    tuning = TuningParams.model_validate(tiny_blocks()["tuning"])
+    study = studies.load_study(storage, tuning, "print", create=True)
+    me = studies.this_driver()
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    gone = {**me, "pid": int(ended.stdout), "started": None}
+    zombie = subprocess.Popen(["true"])  # never waited for until the end: a zombie
+    stat = Path(f"/proc/{zombie.pid}/stat")
+    deadline = time.monotonic() + 10
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    drivers = {
+        "live": me,
+        "gone": gone,
+        "exited": {**me, "pid": zombie.pid, "started": None},
+        "reused": {**me, "started": me["started"] - 1},
+        "elsewhere": {**gone, "host": f"not-{me['host']}"},
+        "other pids": {**gone, "pids": "another boot or container"},
+        "unmarked": None,
+    }
+    numbers = {}
+    for name, driver in drivers.items():
+        trial = study.ask()
+        if driver is not None:
+            trial.set_user_attr(studies.DRIVER, driver)
+        numbers[name] = trial.number
+    try:
+        with caplog.at_level("WARNING", logger="neural_net_lab.pipelines.tuning.study"):
+            failed = studies.fail_stale_trials(study, storage, stale_after=3600)
+    finally:
+        zombie.wait()
+
+    assert failed == [numbers["gone"], numbers["exited"], numbers["reused"]]
+    errors = {t.number: t.user_attrs.get("error") for t in study.get_trials()}
+    host = me["host"]
+    assert (
+        errors[numbers["gone"]] == f"stale: its driver, pid {gone['pid']} on {host}, no longer runs"
+    )
+    assert errors[numbers["exited"]] == f"stale: its driver, pid {zombie.pid} on {host}, has exited"
+    assert "its pid now belongs to a later process" in errors[numbers["reused"]]
+    for name in ("live", "elsewhere", "other pids", "unmarked"):
+        assert study.trials[numbers[name]].state.name == "RUNNING", name
+    assert "3 trial(s) left running by a run that died were failed" in caplog.text
+    assert f"trial {numbers['gone']}: its driver, pid {gone['pid']}" in caplog.text
+
+
 # Real processes: `kedro run` drivers in a session of their own (a terminal's Ctrl-C
 # reaches the whole foreground group: the driver and its Dask workers).
 
 
-def _slow_trials(**changes):
-    """Trials of a second or more (no diverging optimizer), one worker: a signal sent just
-    after a trial is asked for lands in the middle of it."""
-    space = {"model.hidden_dims": {"type": "categorical", "choices": [[8], [16, 8]]}}
-    blocks = small_blocks(**{"n_trials": 40, "search_space": space, **changes})
-    blocks["training"]["epochs"] = 500
-    return blocks
-
-
-def _start(project: Path, output: Path) -> subprocess.Popen:
-    with output.open("w") as out:
-        return start_driver(
-            project, {}, "--to-nodes", "run_study", output=out, start_new_session=True
-        )
-
-
-def _wait_for_a_trial_line(project: Path, driver: subprocess.Popen, output: Path) -> None:
-    """Until the driver has ended a trial (its line in logs/tuning.log)."""
-    log = project / "logs/tuning.log"
-    _wait(lambda: log.exists() and TRIAL_LINE.search(log.read_text()), driver, output)
-
-
-def _wait_for_a_running_trial(project: Path, driver: subprocess.Popen, output: Path) -> None:
-    """Until the driver holds a trial (RUNNING in the journal, marked with its pid): a trial
-    lasts a second or more, so a signal sent now lands in the middle of it."""
-    journal = project / JOURNAL
-    _wait(lambda: any(_held_by(t, driver.pid) for t in _journal_trials(journal)), driver, output)
-
-
-def _wait(condition, driver: subprocess.Popen, output: Path) -> None:
-    deadline = time.monotonic() + 180
-    while not condition():
-        if driver.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"the run ended, or did not get that far:\n{output.read_text()[-3000:]}")
-        time.sleep(0.05)
-
-
-def _held_by(trial, pid: int) -> bool:
-    return (
-        trial.state.name == "RUNNING" and trial.user_attrs.get(studies.DRIVER, {}).get("pid") == pid
-    )
-
-
-def _stop(driver: subprocess.Popen, signum: int) -> None:
-    os.killpg(driver.pid, signum)
-    try:
-        driver.wait(timeout=120)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
-
-
 def _resume(project: Path, tmp_path: Path) -> str:
-    write_local_parameters(project, _slow_trials(n_trials=1))
+    """One more trial; the run's console, which shows no trial's line: those are in the
+    tuning log, with the closing line."""
+    write_local_parameters(project, slow_blocks(n_trials=1))
     output = tmp_path / "resumed.log"
-    resumed = _start(project, output)
+    resumed = start_in_session(project, output)
     resumed.wait(timeout=300)
-    assert resumed.returncode == 0, output.read_text()[-4000:]
-    return output.read_text()
+    console = output.read_text()
+    assert resumed.returncode == 0, console[-4000:]
+    assert "1 trials in" in console and not TRIAL_LINE.search(console), console[-4000:]
+    log = (project / "logs/tuning.log").read_text()
+    assert "study test: 1 trials in" in log and len(TRIAL_LINE.findall(log)) >= 2, log
+    return console
 
 
 def test_ctrl_c_mid_study_leaves_no_trial_running_and_the_study_resumes(project_copy, tmp_path):
-    write_local_parameters(project_copy, _slow_trials())
+    write_local_parameters(project_copy, slow_blocks())
     output = tmp_path / "interrupted.log"
-    driver = _start(project_copy, output)
-    _wait_for_a_trial_line(project_copy, driver, output)
-    _wait_for_a_running_trial(project_copy, driver, output)
-    _stop(driver, signal.SIGINT)
+    driver = start_in_session(project_copy, output)
+    wait_for_a_trial_line(project_copy, driver, output)
+    wait_for_a_running_trial(driver, output, lambda: _journal_trials(project_copy / JOURNAL))
+    stop(driver, signal.SIGINT)
 
     assert driver.returncode != 0
     assert "run interrupted by SIGINT" in output.read_text(), output.read_text()[-4000:]
@@ -220,9 +235,9 @@ sys.stdin.readline()  # runs its trial until the test lets it go
 def test_a_killed_drivers_trials_are_failed_on_resume_and_a_live_drivers_are_not(
     project_copy, tmp_path
 ):
-    write_local_parameters(project_copy, _slow_trials())
+    write_local_parameters(project_copy, slow_blocks())
     output = tmp_path / "killed.log"
-    driver = _start(project_copy, output)
+    driver = start_in_session(project_copy, output)
     # Another driver of the same study on this host, alive throughout: it holds one trial.
     live = subprocess.Popen(
         [sys.executable, "-c", LIVE_DRIVER, str(project_copy / JOURNAL)],
@@ -232,16 +247,16 @@ def test_a_killed_drivers_trials_are_failed_on_resume_and_a_live_drivers_are_not
     )
     try:
         assert live.stdout.readline().strip() == "ready"
-        _wait_for_a_trial_line(project_copy, driver, output)
+        wait_for_a_trial_line(project_copy, driver, output)
         live.stdin.write("ask\n")
         live.stdin.flush()
         live_trial = int(live.stdout.readline())
-        _wait_for_a_running_trial(project_copy, driver, output)
-        _stop(driver, signal.SIGKILL)  # a lost machine: the driver and its workers at once
+        wait_for_a_running_trial(driver, output, lambda: _journal_trials(project_copy / JOURNAL))
+        stop(driver, signal.SIGKILL)  # a lost machine: the driver and its workers at once
 
         before = _journal_trials(project_copy / JOURNAL)
         left = _running(before)
-        killed = [t.number for t in before if _held_by(t, driver.pid)]
+        killed = [t.number for t in before if held_by(t, driver.pid)]
         assert killed and set(left) == {*killed, live_trial}, (left, killed, live_trial)
 
         log = _resume(project_copy, tmp_path)

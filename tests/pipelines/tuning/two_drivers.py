@@ -1,5 +1,6 @@
-"""Two ``kedro run --pipelines tuning`` drivers started at once on one study, as a user runs
-them: helpers for the tests, and a script that repeats the pair to count how often it holds.
+"""Tuning drivers as real ``kedro run --pipelines tuning`` processes, as a user runs them:
+helpers for the tests (start, watch, stop), and a script that starts two at once on one
+study, over and over, to count how often the pair holds.
 
     python -m tests.pipelines.tuning.two_drivers --storage postgres --runs 20 --trials 8
     python -m tests.pipelines.tuning.two_drivers --storage journal --runs 20 --trials 3
@@ -7,23 +8,27 @@ them: helpers for the tests, and a script that repeats the pair to count how oft
 Each repeat is a fresh project copy (its own journal, or a fresh database on one throwaway
 PostgreSQL server) and a fresh MLflow store. A repeat holds when both drivers exit 0 and the
 study holds 2 × ``--trials`` trials (the default configuration, enqueued by the first driver,
-counts in that driver's budget), numbered without a gap, none left RUNNING. The logs of a repeat that did not hold are kept in
-``--keep`` (default: a folder under /tmp), so that the exception can be read whole.
+counts in that driver's budget), numbered without a gap, none left RUNNING. The logs of a
+repeat that did not hold are kept in ``--keep`` (default: a folder under /tmp), so that the
+exception can be read whole.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT, copy_project
@@ -31,6 +36,7 @@ from tests.conftest import PROJECT_ROOT, copy_project
 from .conftest import tiny_blocks, write_local_parameters
 
 TIMEOUT_S = 600
+TRIAL_LINE = re.compile(r" trial \d+ (complete|pruned|fail):")
 
 
 def small_blocks(**changes: Any) -> dict[str, Any]:
@@ -75,6 +81,62 @@ def start_driver(
         text=True,
         **popen,
     )
+
+
+def slow_blocks(**changes: Any) -> dict[str, Any]:
+    """Trials of a second or more (no diverging optimizer), one worker, a budget that lasts:
+    a signal sent just after a trial is asked for lands in the middle of it."""
+    space = {"model.hidden_dims": {"type": "categorical", "choices": [[8], [16, 8]]}}
+    blocks = small_blocks(**{"n_trials": 40, "search_space": space, **changes})
+    blocks["training"]["epochs"] = 500
+    return blocks
+
+
+def start_in_session(project: Path, output: Path) -> subprocess.Popen:
+    """A driver that runs the study only (``--to-nodes run_study``), in a session of its own:
+    a terminal's Ctrl-C reaches the whole foreground group, the driver and its Dask workers,
+    and so does ``stop``."""
+    with output.open("w") as out:
+        return start_driver(
+            project, {}, "--to-nodes", "run_study", output=out, start_new_session=True
+        )
+
+
+def wait_for_a_trial_line(project: Path, driver: subprocess.Popen, output: Path) -> None:
+    """Until the driver has ended a trial (its line in logs/tuning.log)."""
+    log = project / "logs/tuning.log"
+    _wait(lambda: log.exists() and TRIAL_LINE.search(log.read_text()), driver, output)
+
+
+def wait_for_a_running_trial(
+    driver: subprocess.Popen, output: Path, trials: Callable[[], list[Any]]
+) -> None:
+    """Until the driver holds a trial (RUNNING, marked with its pid) among ``trials()``."""
+    _wait(lambda: any(held_by(t, driver.pid) for t in trials()), driver, output)
+
+
+def held_by(trial: Any, pid: int) -> bool:
+    driver = trial.user_attrs.get("driver") or {}
+    return trial.state.name == "RUNNING" and driver.get("pid") == pid
+
+
+def stop(driver: subprocess.Popen, signum: int) -> None:
+    """``signum`` to the driver's whole process group; waits for the driver."""
+    os.killpg(driver.pid, signum)
+    try:
+        driver.wait(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+
+
+def _wait(condition: Callable[[], Any], driver: subprocess.Popen, output: Path) -> None:
+    deadline = time.monotonic() + 180
+    while not condition():
+        if driver.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the run ended, or did not get that far:\n{output.read_text()[-3000:]}")
+        time.sleep(0.05)
 
 
 def run_pair(project: Path, env: Mapping[str, str]) -> list[tuple[int, str]]:
