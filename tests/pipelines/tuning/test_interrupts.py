@@ -21,12 +21,11 @@ import optuna
 import pandas as pd
 import pytest
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
+from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.pipelines.tuning import executor
 from neural_net_lab.pipelines.tuning import study as studies
 from neural_net_lab.pipelines.tuning.config import TuningParams
 from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study
-from tests.conftest import COLUMNS
 
 from .conftest import tiny_blocks, write_local_parameters
 from .two_drivers import (
@@ -60,13 +59,12 @@ def train_split(raw_phones) -> pd.DataFrame:
     return raw_phones.sample(400, random_state=0).reset_index(drop=True)
 
 
-def _run(train_split, journal: Path, **changes):
+def _run(train_split, schema, journal: Path, **changes):
     blocks = tiny_blocks(dask={"n_workers": 1, "dashboard_address": None}, **changes)
     tuning = TuningParams.model_validate(blocks["tuning"])
-    model = ModelParams.model_validate(blocks["model"])
     training = TrainingParams.model_validate(blocks["training"])
-    columns = ColumnsParams.model_validate(COLUMNS)
-    cv_data = prepare_folds(train_split, columns, tuning, model, training)
+    model = ModelParams.model_validate(blocks["model"])
+    cv_data, model = prepare_folds(train_split, schema, tuning, model, training)
     return run_study(
         cv_data=cv_data,
         storage={"path": str(journal)},
@@ -93,12 +91,14 @@ def _interrupt_at_call(monkeypatch, name: str, call: int) -> list[int]:
     return seen
 
 
-def test_ctrl_c_after_a_trial_is_asked_for_fails_it(train_split, tmp_path, monkeypatch):
+def test_ctrl_c_after_a_trial_is_asked_for_fails_it(
+    train_split, table_schema, tmp_path, monkeypatch
+):
     """The window between ``ask`` and the trial's entry among the pending ones: the signal
     comes while the trial's values are drawn."""
     seen = _interrupt_at_call(monkeypatch, "suggest", call=3)
     with pytest.raises(KeyboardInterrupt):
-        _run(train_split, tmp_path / "j.log")
+        _run(train_split, table_schema, tmp_path / "j.log")
     trials = {t.number: t for t in _journal_trials(tmp_path / "j.log")}
     assert _running(trials.values()) == []
     asked = trials[seen[-1]]
@@ -107,12 +107,14 @@ def test_ctrl_c_after_a_trial_is_asked_for_fails_it(train_split, tmp_path, monke
     assert asked.user_attrs[studies.DRIVER]["pid"] == os.getpid()
 
 
-def test_ctrl_c_while_a_result_is_told_keeps_the_result(train_split, tmp_path, monkeypatch):
+def test_ctrl_c_while_a_result_is_told_keeps_the_result(
+    train_split, table_schema, tmp_path, monkeypatch
+):
     """The window between leaving the pending trials and the end of ``_record``: the result
     that came is recorded whole, then the run stops."""
     seen = _interrupt_at_call(monkeypatch, "_record", call=2)
     with pytest.raises(KeyboardInterrupt):
-        _run(train_split, tmp_path / "j.log")
+        _run(train_split, table_schema, tmp_path / "j.log")
     trials = {t.number: t for t in _journal_trials(tmp_path / "j.log")}
     assert _running(trials.values()) == []
     told = trials[seen[-1]]
