@@ -70,7 +70,7 @@ def connect(settings: DaskParams) -> tuple[Any, Any]:
 
 def prepare_worker() -> None:
     """Quiets the worker's own logs (a project's logging config may reach worker processes,
-    which import it: the driver's one line per trial is the console's record) and caps torch
+    which import it: the driver's bar and trial lines are the study's record) and caps torch
     at one thread."""
     logging.getLogger("distributed").setLevel(logging.ERROR)
     logging.getLogger("neural_net_lab").setLevel(logging.WARNING)
@@ -94,8 +94,8 @@ def run_trial(
     """
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Workers' progress bars would interleave on the run's console: one line per trial is
-    # the driver's record of the study.
+    # Workers' progress bars would interleave on the run's console: the driver's study bar
+    # is the one shown.
     training = training.model_copy(update={"progress": False})
     started = time.time()
     result: dict[str, Any] = {"worker": _worker_name(), "started": started}

@@ -39,7 +39,7 @@ def state_counts(trials: Sequence[Any]) -> dict[str, int]:
 
 
 def trial_line(trial: Any) -> str:
-    """The console's one line per trial."""
+    """The one line per trial of the tuning log (``progress``)."""
     attrs = trial.user_attrs
     score = (
         f"CV accuracy {trial.value:.4f} ± {attrs.get('std_accuracy', 0):.4f}"
