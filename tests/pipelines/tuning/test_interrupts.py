@@ -74,6 +74,15 @@ def _run(train_split, schema, journal: Path, **changes):
     )
 
 
+@pytest.fixture
+def ctrl_c():
+    """SIGINT handled as at a terminal: a test run started in the background inherits it
+    ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _interrupt_at_call(monkeypatch, name: str, call: int) -> list[int]:
     """SIGINT to this process at the ``call``-th call of ``executor.<name>``; returns the
     numbers of the trials it was called for."""
@@ -92,7 +101,7 @@ def _interrupt_at_call(monkeypatch, name: str, call: int) -> list[int]:
 
 
 def test_ctrl_c_after_a_trial_is_asked_for_fails_it(
-    train_split, table_schema, tmp_path, monkeypatch
+    train_split, table_schema, tmp_path, monkeypatch, ctrl_c
 ):
     """The window between ``ask`` and the trial's entry among the pending ones: the signal
     comes while the trial's values are drawn."""
@@ -108,7 +117,7 @@ def test_ctrl_c_after_a_trial_is_asked_for_fails_it(
 
 
 def test_ctrl_c_while_a_result_is_told_keeps_the_result(
-    train_split, table_schema, tmp_path, monkeypatch
+    train_split, table_schema, tmp_path, monkeypatch, ctrl_c
 ):
     """The window between leaving the pending trials and the end of ``_record``: the result
     that came is recorded whole, then the run stops."""
