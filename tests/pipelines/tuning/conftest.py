@@ -101,3 +101,16 @@ def schema_and_splits(raw: pd.DataFrame, target: str, name: str) -> dict[str, An
 @pytest.fixture(scope="session")
 def clinic() -> dict[str, Any]:
     return schema_and_splits(clinic_table(), "diagnosis", "clinic table")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server (``postgres_server``); yields a function that makes a
+    database and returns its URL. Skipped where the server binaries are missing."""
+    from .postgres_server import NoServer, postgres_server  # noqa: PLC0415 - psycopg
+
+    try:
+        with postgres_server() as database:
+            yield database
+    except NoServer as missing:
+        pytest.skip(str(missing))

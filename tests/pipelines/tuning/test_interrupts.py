@@ -50,8 +50,9 @@ def _running(trials: list) -> list[int]:
     return [t.number for t in trials if t.state.name == "RUNNING"]
 
 
-# In-process: a real journal study on a real LocalCluster, a real SIGINT sent to this process
-# at a point inside each window; Python's own handler raises KeyboardInterrupt.
+# In-process: a real study (a journal, or the suite's throwaway PostgreSQL) on a real
+# LocalCluster, a real SIGINT sent to this process at a point inside each window; Python's own
+# handler raises KeyboardInterrupt.
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +60,25 @@ def train_split(raw_phones) -> pd.DataFrame:
     return raw_phones.sample(400, random_state=0).reset_index(drop=True)
 
 
-def _run(train_split, schema, journal: Path, **changes):
+def _run(train_split, schema, storage: dict[str, str], **changes):
     blocks = tiny_blocks(dask={"n_workers": 1, "dashboard_address": None}, **changes)
     tuning = TuningParams.model_validate(blocks["tuning"])
     training = TrainingParams.model_validate(blocks["training"])
     model = ModelParams.model_validate(blocks["model"])
     cv_data, model = prepare_folds(train_split, schema, tuning, model, training)
     return run_study(
-        cv_data=cv_data,
-        storage={"path": str(journal)},
-        tuning=tuning,
-        model=model,
-        training=training,
+        cv_data=cv_data, storage=storage, tuning=tuning, model=model, training=training
+    )
+
+
+def _storage(kind: str, request, tmp_path: Path) -> tuple[dict[str, str], object]:
+    """The study's storage as the catalog gives it, and what optuna.load_study opens."""
+    if kind == "postgres":
+        url = request.getfixturevalue("postgres")(f"interrupted_{tmp_path.name}".lower())
+        return {"url": url}, url
+    journal = tmp_path / "j.log"
+    return {"path": str(journal)}, optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))
     )
 
 
@@ -100,15 +108,18 @@ def _interrupt_at_call(monkeypatch, name: str, call: int) -> list[int]:
     return seen
 
 
+@pytest.mark.parametrize("kind", ["journal", "postgres"])
 def test_ctrl_c_after_a_trial_is_asked_for_fails_it(
-    train_split, table_schema, tmp_path, monkeypatch, ctrl_c
+    kind, train_split, table_schema, tmp_path, monkeypatch, ctrl_c, request
 ):
     """The window between ``ask`` and the trial's entry among the pending ones: the signal
-    comes while the trial's values are drawn."""
+    comes while the trial's values are drawn. On a database too, without waiting for the
+    heartbeats' grace period."""
+    storage, opened = _storage(kind, request, tmp_path)
     seen = _interrupt_at_call(monkeypatch, "suggest", call=3)
     with pytest.raises(KeyboardInterrupt):
-        _run(train_split, table_schema, tmp_path / "j.log")
-    trials = {t.number: t for t in _journal_trials(tmp_path / "j.log")}
+        _run(train_split, table_schema, storage)
+    trials = {t.number: t for t in optuna.load_study(study_name="test", storage=opened).trials}
     assert _running(trials.values()) == []
     asked = trials[seen[-1]]
     assert asked.state.name == "FAIL"
@@ -123,7 +134,7 @@ def test_ctrl_c_while_a_result_is_told_keeps_the_result(
     that came is recorded whole, then the run stops."""
     seen = _interrupt_at_call(monkeypatch, "_record", call=2)
     with pytest.raises(KeyboardInterrupt):
-        _run(train_split, table_schema, tmp_path / "j.log")
+        _run(train_split, table_schema, {"path": str(tmp_path / "j.log")})
     trials = {t.number: t for t in _journal_trials(tmp_path / "j.log")}
     assert _running(trials.values()) == []
     told = trials[seen[-1]]

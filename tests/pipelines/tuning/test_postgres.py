@@ -1,11 +1,10 @@
-"""A tuning study shared in PostgreSQL: a throwaway server from Debian's ``postgresql`` binaries
-(``initdb`` and ``pg_ctl`` in a temporary folder, on a loopback port, trust authentication),
-two real ``kedro run --pipelines tuning`` drivers at once on one study, and Optuna's
-heartbeats failing the trial of a driver that died."""
+"""A tuning study shared in PostgreSQL (the suite's throwaway server, ``postgres`` in
+conftest): drivers' start-ups opening a fresh database at one moment, two real
+``kedro run --pipelines tuning`` drivers at once on one study, and Optuna's heartbeats failing
+the trial of a driver that died."""
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import time
@@ -20,29 +19,13 @@ from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study
 from neural_net_lab.pipelines.tuning.storage import StudyStorageError, database_url
 
 from .conftest import write_local_parameters
-from .postgres_server import NoServer, postgres_server
 from .two_drivers import (
     run_pair,
-    slow_blocks,
     small_blocks,
-    start_in_session,
-    stop,
     use_database,
-    wait_for_a_running_trial,
-    wait_for_a_trial_line,
 )
 
 RUNNING = optuna.trial.TrialState.RUNNING
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A PostgreSQL server of its own; yields a function that makes a database, its URL."""
-    try:
-        with postgres_server() as database:
-            yield database
-    except NoServer as missing:
-        pytest.skip(str(missing))
 
 
 def test_drivers_opening_a_fresh_database_at_the_same_moment_all_open_it(postgres):
@@ -100,29 +83,6 @@ def test_two_drivers_at_once_share_one_study_in_postgres(postgres, project_copy,
     assert len(spans) == 2, spans
     (a_start, a_end), (b_start, b_end) = spans.values()
     assert a_start < b_end and b_start < a_end, spans
-
-
-def test_ctrl_c_mid_study_leaves_no_trial_running_in_postgres(postgres, project_copy, tmp_path):
-    """Without waiting for the heartbeats' grace period: the interrupted driver fails its own
-    trials before the run ends."""
-    url = postgres("interrupted")
-    write_local_parameters(project_copy, slow_blocks())
-    use_database(project_copy, url)
-    output = tmp_path / "interrupted.log"
-    driver = start_in_session(project_copy, output)
-    wait_for_a_trial_line(project_copy, driver, output)
-    wait_for_a_running_trial(
-        driver, output, lambda: optuna.load_study(study_name="test", storage=url).get_trials()
-    )
-    stop(driver, signal.SIGINT)
-
-    assert driver.returncode != 0
-    assert "run interrupted by SIGINT" in output.read_text(), output.read_text()[-4000:]
-    trials = optuna.load_study(study_name="test", storage=url).get_trials()
-    assert [t.number for t in trials if t.state == RUNNING] == []
-    errors = [t.user_attrs.get("error", "") for t in trials]
-    assert any(e.startswith("interrupted") and "SIGINT" in e for e in errors), errors
-    assert [t for t in trials if t.state.name == "COMPLETE"]
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the simulated drivers
