@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from neural_net_lab.engine.config import ModelParams, TrainingParams
-from neural_net_lab.pipelines.tuning import executor
+from neural_net_lab.pipelines.tuning import drivers, executor
 from neural_net_lab.pipelines.tuning import study as studies
 from neural_net_lab.pipelines.tuning.config import TuningParams
 from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study
@@ -124,7 +124,7 @@ def test_ctrl_c_after_a_trial_is_asked_for_fails_it(
     asked = trials[seen[-1]]
     assert asked.state.name == "FAIL"
     assert asked.user_attrs["error"].startswith("interrupted: the run stopped before the trial")
-    assert asked.user_attrs[studies.DRIVER]["pid"] == os.getpid()
+    assert asked.user_attrs[drivers.DRIVER]["pid"] == os.getpid()
 
 
 def test_ctrl_c_while_a_result_is_told_keeps_the_result(
@@ -151,7 +151,7 @@ def test_a_running_trial_is_failed_only_when_its_driver_here_is_gone(tmp_path, c
     storage = studies.open_storage({"path": str(tmp_path / "j.log")})
     tuning = TuningParams.model_validate(tiny_blocks()["tuning"])
     study = studies.load_study(storage, tuning, "print", create=True)
-    me = studies.this_driver()
+    me = drivers.this_driver()
     ended = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
@@ -164,7 +164,7 @@ def test_a_running_trial_is_failed_only_when_its_driver_here_is_gone(tmp_path, c
     deadline = time.monotonic() + 10
     while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z" and time.monotonic() < deadline:
         time.sleep(0.01)
-    drivers = {
+    recorded = {
         "live": me,
         "gone": gone,
         "exited": {**me, "pid": zombie.pid, "started": None},
@@ -174,14 +174,14 @@ def test_a_running_trial_is_failed_only_when_its_driver_here_is_gone(tmp_path, c
         "unmarked": None,
     }
     numbers = {}
-    for name, driver in drivers.items():
+    for name, driver in recorded.items():
         trial = study.ask()
         if driver is not None:
-            trial.set_user_attr(studies.DRIVER, driver)
+            trial.set_user_attr(drivers.DRIVER, driver)
         numbers[name] = trial.number
     try:
         with caplog.at_level("WARNING", logger="neural_net_lab.pipelines.tuning.study"):
-            failed = studies.fail_stale_trials(study, storage, stale_after=3600)
+            failed = drivers.fail_stale_trials(study, storage, stale_after=3600)
     finally:
         zombie.wait()
 
@@ -244,13 +244,13 @@ def test_ctrl_c_mid_study_leaves_no_trial_running_and_the_study_resumes(project_
 LIVE_DRIVER = """
 import sys
 import optuna
-from neural_net_lab.pipelines.tuning import study as studies
+from neural_net_lab.pipelines.tuning import drivers, study as studies
 
 storage = studies.open_storage({"path": sys.argv[1]})
 print("ready", flush=True)
 sys.stdin.readline()
 study = optuna.load_study(study_name="test", storage=storage)
-trial = studies.DriverTrials(study, storage, stale_after=3600).ask()
+trial = drivers.DriverTrials(study, storage, stale_after=3600).ask()
 print(trial.number, flush=True)
 sys.stdin.readline()  # runs its trial until the test lets it go
 """

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from neural_net_lab.engine.config import ModelParams, TrainingParams
-from neural_net_lab.pipelines.tuning import executor
+from neural_net_lab.pipelines.tuning import drivers, executor
 from neural_net_lab.pipelines.tuning import study as studies
 from neural_net_lab.pipelines.tuning.config import TuningParams
 from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study
@@ -273,9 +273,9 @@ def test_trials_left_running_by_a_dead_run_are_failed_by_age(tmp_path):
     storage = studies.open_storage({"path": str(tmp_path / "j.log")})
     study = studies.load_study(storage, tuning, "print", create=True)
     study.ask()  # a trial whose run died: never told
-    assert studies.fail_stale_trials(study, storage, stale_after=3600) == []
+    assert drivers.fail_stale_trials(study, storage, stale_after=3600) == []
     time.sleep(0.05)
-    assert studies.fail_stale_trials(study, storage, stale_after=0.01) == [0]
+    assert drivers.fail_stale_trials(study, storage, stale_after=0.01) == [0]
     (trial,) = study.trials
     assert trial.state.name == "FAIL" and trial.user_attrs["error"].startswith("stale")
 

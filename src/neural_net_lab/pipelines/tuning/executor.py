@@ -6,6 +6,8 @@ store, so a remote cluster needs neither the journal file nor a database; only t
 sampler sees the study, so one worker and a fixed seed repeat the same trials. A worker prunes
 its own trial with the configured pruner over a snapshot of the finished trials' curves. A
 trial whose worker died is resubmitted (``tuning.dask.retries``); one that failed is not.
+The driver keeps account of the trials it asked for with ``drivers.DriverTrials``, and a
+signal stops the loop only between its steps (``signals.SignalGate``).
 
 Only the tuning nodes import this module, inside the node functions: other pipelines must not
 pay for optuna and distributed at start-up. ``run_trial`` is at module level, because worker
@@ -16,8 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -34,8 +34,10 @@ from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.cv import cross_validate
 
 from .config import DaskParams, PrunerParams, TuningParams
+from .drivers import DriverTrials
 from .search_space import configure, suggest
-from .study import DriverTrials, build_pruner
+from .signals import SignalGate
+from .study import build_pruner
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +177,7 @@ def optimize(
     ``RunInterrupted``, or any error), the submitted trials are cancelled (a remote cluster
     stops working for this run) and every trial it asked for and did not tell is recorded
     failed, with the reason; finished trials are already in the study. A signal is acted on
-    between the loop's steps (``_SignalGate``), so no trial is left between the study and
+    between the loop's steps (``SignalGate``), so no trial is left between the study and
     this driver's account of it, and a result that came is told whole.
     """
     # The driver's only: workers import this module, and need neither mlflow nor matplotlib.
@@ -204,7 +206,7 @@ def optimize(
             on_result(frozen, result)
 
     try:
-        with _SignalGate() as gate:
+        with SignalGate() as gate:
             while True:
                 gate.let_through()
                 while len(pending) < slots and asked < budget and time.monotonic() < deadline:
@@ -270,70 +272,6 @@ def _result_of(future: Any) -> dict[str, Any]:
         return future.result()
     except Exception as error:  # noqa: BLE001 - e.g. KilledWorker after retries
         return {"state": "FAIL", "error": f"{type(error).__name__}: {error}"}
-
-
-class _SignalGate:
-    """SIGINT and SIGTERM held while the driver works, and let through between its steps.
-
-    A handler that raises (the run's hooks raise ``RunInterrupted``, Python's default raises
-    ``KeyboardInterrupt``) stops whatever Python is running when the signal comes: between
-    asking for a trial and entering it in the driver's account, halfway through telling a
-    result, or inside a garbage-collector callback of distributed's, where the exception is
-    printed and dropped and the run goes on (seen: the study then waited for good on workers
-    that the same Ctrl-C had stopped). So while the study loop runs a signal is only noted,
-    and ``let_through`` hands it to the handler that was in place between the loop's steps,
-    where none is half done; the loop comes by at least every ``wait()`` seconds. Only the
-    main thread can handle signals: elsewhere the gate does nothing.
-    """
-
-    POLL_S = 0.5
-
-    def __init__(self) -> None:
-        self._held: list[int] = []
-        self._previous: dict[int, Any] = {}
-        self._holding = False
-
-    def __enter__(self) -> _SignalGate:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                handler = signal.getsignal(signum)
-                if handler is not None:  # None: installed outside Python, cannot be put back
-                    self._previous[signum] = handler
-            self._hold()
-        return self
-
-    def __exit__(self, error_type: Any, *_: Any) -> None:
-        self._release()
-        held, self._held = self._held, []
-        if error_type is None:  # a signal that came as the study ended still stops the run
-            for signum in held:
-                signal.raise_signal(signum)
-
-    def wait(self) -> float | None:
-        return self.POLL_S if self._previous else None
-
-    def let_through(self) -> None:
-        if not self._held:
-            return
-        held, self._held = self._held, []
-        self._release()
-        for signum in held:
-            signal.raise_signal(signum)  # the handler in place runs, and raises, here
-        self._hold()  # it did not raise (an ignored signal): hold on
-
-    def _note(self, signum: int, _frame: Any) -> None:
-        self._held.append(signum)
-
-    def _hold(self) -> None:
-        for signum in self._previous:
-            signal.signal(signum, self._note)
-        self._holding = bool(self._previous)
-
-    def _release(self) -> None:
-        if self._holding:
-            for signum, handler in self._previous.items():
-                signal.signal(signum, handler)
-            self._holding = False
 
 
 def _soonest(*waits: float | None) -> float | None:

@@ -1,7 +1,8 @@
 """Nodes of the tuning pipeline: folds, the study on Dask, the chosen network refit and scored.
 
-What they call lives beside them, one idea a module: the study (``study``) and its trials on
-Dask (``executor``), the search space (``search_space``), the ``tuning`` block (``config``),
+What they call lives beside them, one idea a module: the study (``study``), the drivers that
+run its trials (``drivers``), its trials on Dask (``executor``) and how a signal stops them
+(``signals``), the search space (``search_space``), the ``tuning`` block (``config``),
 the baselines (``baselines``), the candidates' scores (``scoring``), tables, MLflow runs and
 the summary (``reports``). The study's modules (optuna, distributed) are imported inside the
 nodes that need them, so that other pipelines' start-up does not pay for them.
