@@ -57,6 +57,7 @@ class Stacked:
         self.lowest = trained[0] if trained else None
         self.transposed = [w.transpose(1, 2) for w in self.weights]
         self.row_biases = [b.unsqueeze(1) for b in self.biases]
+        self._scratch: dict[int, _Scratch] = {}
 
     def members(self, key: slice) -> Stacked:
         """The same tensors for the members in ``key`` (views, so the formulas fill the
@@ -73,6 +74,32 @@ class Stacked:
             self.negative_slope,
             self.l1_lambda,
         )
+
+    def scratch(self, rows: int) -> _Scratch:
+        """Buffers for batches of ``rows`` rows, reused step after step: at batch 16 a new
+        tensor per intermediate result costs about as much as computing it."""
+        if rows not in self._scratch:
+            self._scratch[rows] = _Scratch(self, rows)
+        return self._scratch[rows]
+
+
+class _Scratch:
+    """Per layer: its output (the pre-activation, then in place the activation), the
+    activation's derivative, and the error sent to the layer below; and the products."""
+
+    def __init__(self, net: Stacked, rows: int):
+        weights = net.weights
+        members, dtype = weights[0].shape[0], weights[0].dtype
+
+        def empty(width: int) -> torch.Tensor:
+            return torch.empty(members, rows, width, dtype=dtype)
+
+        self.outputs = [empty(w.shape[1]) for w in weights]
+        self.derivatives = [empty(w.shape[1]) for w in weights[:-1]]
+        self.errors = [empty(w.shape[2]) for w in weights]
+        self.likelihood = empty(weights[-1].shape[1])
+        exact = all(rows * w.shape[1] * w.shape[2] >= _BMM_LOOP_KERNEL_BELOW for w in weights)
+        self.products = (torch.baddbmm, torch.bmm) if exact else (_member_baddbmm, _member_bmm)
 
 
 def cross_entropy_step(
@@ -92,39 +119,41 @@ def cross_entropy_step(
     """
     # Straight-line code on purpose: at batch 16 each Python statement here costs about as
     # much as the arithmetic it starts.
-    baddbmm, bmm = _products(net, rows)
+    scratch = net.scratch(rows)
+    baddbmm, bmm = scratch.products
+    outputs, derivatives = scratch.outputs, scratch.derivatives
     slope, lowest, last = net.negative_slope, net.lowest, len(net.weights) - 1
-    inputs, derivatives, h = [], [], x
+    h = x
     for layer, (transposed, bias) in enumerate(zip(net.transposed, net.row_biases)):
-        inputs.append(h)
-        h = baddbmm(bias, h, transposed)
+        h = baddbmm(bias, h, transposed, out=outputs[layer])
         if layer == last:
             break
         if lowest is not None and layer >= lowest:
             # LeakyReLU's derivative: sign(z) is 1 exactly where z > 0, and every other
             # value becomes the slope; a product with it rounds as autograd's kernel does.
-            derivatives.append(F.threshold_(torch.sign(h), 0.0, slope))
-        h = F.leaky_relu_(h, slope)
+            F.threshold_(torch.sign(h, out=derivatives[layer]), 0.0, slope)
+        F.leaky_relu_(h, slope)
         if masks:
             h.mul_(masks[layer])
     log_probs = F.log_softmax(h, dim=2)
     # One reduction per member over its own slice: what a member's loss sums to does not
     # depend on how many members are stacked (checked bitwise for 1 to 10 members).
-    loss_sums.sub_((log_probs * targets).sum(dim=(1, 2)))
+    loss_sums.sub_(torch.mul(log_probs, targets, out=scratch.likelihood).sum(dim=(1, 2)))
     if lowest is None:
         return  # every layer is frozen
     delta = log_probs.exp_().sub_(targets).div_(rows)
     for layer in range(last, lowest - 1, -1):
+        below = outputs[layer - 1] if layer else x  # this layer's input
         if net.weight_grads[layer] is not None:
-            bmm(delta.transpose(1, 2), inputs[layer], out=net.weight_grads[layer])
+            bmm(delta.transpose(1, 2), below, out=net.weight_grads[layer])
         if net.bias_grads[layer] is not None:
             torch.sum(delta, dim=1, out=net.bias_grads[layer])
         if layer == lowest:
             break
-        delta = bmm(delta, net.weights[layer])
+        delta = bmm(delta, net.weights[layer], out=scratch.errors[layer])
         if masks:
             delta.mul_(masks[layer - 1])
-        delta.mul_(derivatives[layer - 1 - lowest])
+        delta.mul_(derivatives[layer - 1])
     if net.l1_lambda:
         _add_l1(net)
 
@@ -136,24 +165,15 @@ def _add_l1(net: Stacked) -> None:
             g.add_(torch.sign(w), alpha=net.l1_lambda)
 
 
-def _products(net: Stacked, rows: int):
-    """torch's batched products, or member-by-member ones where a matrix is so small that
-    CPU bmm/baddbmm switch to a loop kernel summing in another order than mm/addmm."""
-    if all(rows * w.shape[1] * w.shape[2] >= _BMM_LOOP_KERNEL_BELOW for w in net.weights):
-        return torch.baddbmm, torch.bmm
-    return _member_baddbmm, _member_bmm
-
-
-def _member_baddbmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    out = a.new_empty(a.shape[0], a.shape[1], b.shape[2])
+# Products member by member, for matrices so small that CPU bmm/baddbmm switch to a loop
+# kernel summing in another order than mm/addmm.
+def _member_baddbmm(bias, a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor) -> torch.Tensor:
     for k in range(a.shape[0]):
         torch.addmm(bias[k, 0], a[k], b[k], out=out[k])
     return out
 
 
-def _member_bmm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None):
-    if out is None:
-        out = a.new_empty(a.shape[0], a.shape[1], b.shape[2])
+def _member_bmm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor) -> torch.Tensor:
     for k in range(a.shape[0]):
         torch.mm(a[k], b[k], out=out[k])
     return out
