@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 from neural_net_lab.datasets.tuned_parameters import TunedParametersDataset
@@ -34,6 +34,13 @@ from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingPar
 from neural_net_lab.engine.cv import cross_validate
 from neural_net_lab.engine.ensemble import build_ensemble
 from neural_net_lab.engine.fit import fit_classifier
+from neural_net_lab.table import (
+    DataProcessingParams,
+    encode_features,
+    encode_labels,
+    split_data,
+    validate_table,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data/01_raw/phone_prices.csv"
@@ -64,16 +71,25 @@ def main() -> None:
     args = parser.parse_args()
     model, training, source = blocks(args.epochs, args.parameters)
 
-    table = pd.read_csv(RAW)
-    train_split, test_split = train_test_split(
-        table, train_size=0.8, stratify=table[TARGET], random_state=66
+    # The shipped split (data_processing's nodes and settings), encoded as the tuning
+    # pipeline encodes it: inputs before scaling and class codes.
+    processing = DataProcessingParams.model_validate(
+        yaml.safe_load((ROOT / "conf/base/parameters_data_processing.yml").read_text())[
+            "data_processing"
+        ]
     )
-    features = [c for c in table.columns if c not in (TARGET, "id")]
-    x, y = train_split[features].to_numpy(float), train_split[TARGET].to_numpy()
-    test_x, test_y = test_split[features].to_numpy(float), test_split[TARGET].to_numpy()
+    validated, schema = validate_table(
+        pd.read_csv(RAW), ColumnsParams(target=TARGET), processing, model
+    )
+    model = schema.network(model, source)
+    train_split, test_split = split_data(validated, schema, processing)
+    x = encode_features(train_split, schema, "training split")
+    y = encode_labels(train_split, schema, "training split")
+    test_x = encode_features(test_split, schema, "test split")
+    test_y = encode_labels(test_split, schema, "test split")
     folds = list(StratifiedKFold(5, shuffle=True, random_state=66).split(x, y))
     scaler = StandardScaler().fit(x)
-    scaled = pd.DataFrame(scaler.transform(x).astype(np.float32), columns=features)
+    scaled = pd.DataFrame(scaler.transform(x).astype(np.float32), columns=schema.inputs)
     scaled[TARGET] = y
     print(f"{source} configuration: {model.dump()} {training.dump()}")
 
@@ -82,7 +98,7 @@ def main() -> None:
     for seed in range(training.seed, training.seed + args.seeds):
         seeded = training.model_copy(update={"seed": seed})
         started = time.perf_counter()
-        network, _, _ = fit_classifier(scaled, scaled.iloc[:0], model, seeded, _columns(features))
+        network, _, _ = fit_classifier(scaled, scaled.iloc[:0], model, seeded, schema)
         refit = build_ensemble([(scaler.mean_, scaler.scale_, network.state_dict())], model)
         results["refit"].append((_accuracy(refit, test_x, test_y), time.perf_counter() - started))
         for m in counts:
@@ -107,10 +123,6 @@ def main() -> None:
         )
     widest = spreads[f"ensemble m={max(counts)}"]
     print(f"ratio: {spreads['refit'] / widest:.2f}" if widest else "ratio: inf")
-
-
-def _columns(features: list[str]) -> ColumnsParams:
-    return ColumnsParams(features=features, target=TARGET, classes=[0, 1, 2, 3])
 
 
 @torch.no_grad()

@@ -34,23 +34,19 @@ from neural_net_lab.engine import (
     seed_everything,
     train,
 )
-from neural_net_lab.engine.config import ColumnsParams, OptimizerParams, TrainingParams
+from neural_net_lab.engine.config import ColumnsParams, ModelParams, OptimizerParams, TrainingParams
 from neural_net_lab.engine.data import to_tensors
-from neural_net_lab.phone_table import (
+from neural_net_lab.table import (
     DataProcessingParams,
     fit_scaler,
     split_data,
     standardize,
-    validate_phone_prices,
+    validate_table,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = ColumnsParams(
-    features=list(pd.read_csv(ROOT / "data/01_raw/phone_prices.csv", nrows=0).columns[:-1]),
-    target="price_range",
-    id="id",
-    classes=[0, 1, 2, 3],
-)
+COLUMNS = ColumnsParams(target="price_range")  # conf/base/parameters.yml; the rest is derived
+MODEL = ModelParams(hidden_dims=[128, 256])  # the default network, its widths derived
 
 
 def lesson_loop(
@@ -106,20 +102,21 @@ def main() -> None:
     args = parser.parse_args()
 
     params = DataProcessingParams(train_share=0.8, random_state=66, min_rows_per_class=10)
-    validated = validate_phone_prices(
-        pd.read_csv(ROOT / "data/01_raw/phone_prices.csv"), COLUMNS, params
+    validated, schema = validate_table(
+        pd.read_csv(ROOT / "data/01_raw/phone_prices.csv"), COLUMNS, params, MODEL
     )
-    train_split, test_split = split_data(validated, COLUMNS, params)
-    scaler = fit_scaler(train_split, COLUMNS)
+    train_split, test_split = split_data(validated, schema, params)
+    scaler = fit_scaler(train_split, schema)
     x_train, y_train = to_tensors(
-        standardize(train_split, scaler, COLUMNS), COLUMNS.features, COLUMNS.target
+        standardize(train_split, scaler, schema), schema.inputs, schema.target
     )
     x_test, y_test = to_tensors(
-        standardize(test_split, scaler, COLUMNS), COLUMNS.features, COLUMNS.target
+        standardize(test_split, scaler, schema), schema.inputs, schema.target
     )
 
     seed_everything(42)
-    initial = build_mlp(20, [128, 256], 4)
+    model = schema.network(MODEL)  # the widths the table gives: 20 → 128 → 256 → 4
+    initial = build_mlp(model.input_dim, model.hidden_dims, model.n_classes)
     results: dict[str, dict[str, float]] = {}
     loops = {"lesson": lesson_loop, "lesson_one_thread": lesson_one_thread, "project": project_loop}
     for _ in range(args.repeats):

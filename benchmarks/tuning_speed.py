@@ -2,8 +2,9 @@
 
 Every trial costs the same (only the learning rate and weight decay are searched; widths,
 batch size and epochs are fixed, and no trial is pruned), so trials per minute measure how
-well the trials spread over the workers. Each study runs the tuning node ``run_study`` on
-the shipped table's training split with a fresh journal file, without MLflow.
+well the trials spread over the workers. Each study runs the tuning pipeline's node
+``run_study`` (with Kedro's runner, as the pipeline wires it) on the shipped table's training
+split with a fresh journal file, without MLflow.
 
     python benchmarks/tuning_speed.py [--trials 16] [--epochs 60] [--folds 5]
 
@@ -21,15 +22,13 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
-from neural_net_lab.phone_table import (
-    DataProcessingParams,
-    split_data,
-    validate_phone_prices,
-)
 from neural_net_lab.pipelines.tuning.config import TuningParams
-from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study
+from neural_net_lab.pipelines.tuning.pipeline import create_pipeline as tuning_pipeline
+from neural_net_lab.table import DataProcessingParams, TableSchema, split_data, validate_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +45,16 @@ def _parameters() -> dict:
     return parameters
 
 
-def study_seconds(blocks: dict, train_split: pd.DataFrame, workers: int) -> float:
+def run_nodes(names: tuple[str, ...], inputs: dict) -> dict:
+    """The tuning pipeline's nodes ``names`` run on ``inputs`` in memory; their outputs."""
+    nodes = tuning_pipeline().only_nodes(*names)
+    catalog = DataCatalog({k: MemoryDataset(v, copy_mode="assign") for k, v in inputs.items()})
+    return {k: dataset.load() for k, dataset in SequentialRunner().run(nodes, catalog).items()}
+
+
+def study_seconds(
+    blocks: dict, train_split: pd.DataFrame, schema: TableSchema, workers: int
+) -> float:
     tuning = copy.deepcopy(blocks["tuning"])
     tuning["dask"].update(n_workers=workers, dashboard_address=None)
     with tempfile.TemporaryDirectory() as folder:
@@ -54,17 +62,17 @@ def study_seconds(blocks: dict, train_split: pd.DataFrame, workers: int) -> floa
         typed = TuningParams.model_validate(tuning)
         model = ModelParams.model_validate(blocks["model"])
         training = TrainingParams.model_validate(blocks["training"])
-        columns = ColumnsParams.model_validate(blocks["columns"])
-        data = prepare_folds(train_split, columns, typed, model, training)
+        params = {"params:tuning": typed, "params:model": model, "params:training": training}
+        folds = run_nodes(
+            ("prepare_folds",), {"train_split": train_split, "table_schema": schema, **params}
+        )
         started = time.perf_counter()
-        trials = run_study(
-            cv_data=data,
-            storage={"path": f"{folder}/journal.log"},
-            tuning=typed,
-            model=model,
-            training=training,
+        study = run_nodes(
+            ("run_study",),
+            {**folds, **params, "tuning_study_storage": {"path": f"{folder}/journal.log"}},
         )
         seconds = time.perf_counter() - started
+        trials = study["tuning_study_trials"]
     states = {t.state.name for t in trials}
     if states != {"COMPLETE"}:
         raise RuntimeError(f"every trial should complete, got states {states}")
@@ -98,13 +106,13 @@ def main() -> None:
     )
     processing = DataProcessingParams.model_validate(blocks["data_processing"])
     columns = ColumnsParams.model_validate(blocks["columns"])
+    model = ModelParams.model_validate(blocks["model"])
     raw = pd.read_csv(ROOT / "data/01_raw/phone_prices.csv")
-    train_split, _ = split_data(
-        validate_phone_prices(raw, columns, processing), columns, processing
-    )
+    validated, schema = validate_table(raw, columns, processing, model)
+    train_split, _ = split_data(validated, schema, processing)
 
-    one = study_seconds(blocks, train_split, 1)
-    two = study_seconds(blocks, train_split, 2)
+    one = study_seconds(blocks, train_split, schema, 1)
+    two = study_seconds(blocks, train_split, schema, 2)
     rate_one, rate_two = args.trials / one * 60, args.trials / two * 60
     lines = [
         f"{args.trials} trials ({args.folds} folds, {args.epochs} epochs each)",

@@ -175,8 +175,10 @@ def record(project: Path) -> dict[str, Any]:
 
 
 def differences(expected: Any, actual: Any, where: str = "") -> list[str]:
-    """Where two records differ; floats equal to 1e-6 relative (the last digits of float32
-    sums move with the CPU's vector width, not with the code)."""
+    """Where two records differ; floats equal to 1e-5 relative. The last digits of float32
+    sums move with the CPU's vector width, not with the code: the record made on an Intel Xeon
+    (AVX-512) and the same code on an AMD EPYC differed in 3 of its numbers, all tensor sums of
+    trained networks, by 1.2e-6 to 3.1e-6 relative."""
     if isinstance(expected, dict) and isinstance(actual, dict):
         found = [f"{where}/{key}: missing" for key in expected.keys() - actual.keys()]
         found += [f"{where}/{key}: new" for key in actual.keys() - expected.keys()]
@@ -194,7 +196,7 @@ def differences(expected: Any, actual: Any, where: str = "") -> list[str]:
     if isinstance(expected, float | int) and isinstance(actual, float | int):
         if isinstance(expected, bool) or isinstance(actual, bool):
             return [] if expected == actual else [f"{where}: {expected!r} → {actual!r}"]
-        same = math.isclose(expected, actual, rel_tol=1e-6, abs_tol=1e-9) or (
+        same = math.isclose(expected, actual, rel_tol=1e-5, abs_tol=1e-9) or (
             math.isnan(expected) and math.isnan(actual)
         )
         return [] if same else [f"{where}: {expected!r} → {actual!r}"]

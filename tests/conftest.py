@@ -15,30 +15,32 @@ from typing import Any
 import mlflow
 import pandas as pd
 import pytest
+import torch
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline
+from kedro.runner import SequentialRunner
 
 from neural_net_lab.engine.config import ColumnsParams, ModelParams, OptimizerParams, TrainingParams
-from neural_net_lab.phone_table import (
+from neural_net_lab.table import (
     DataProcessingParams,
+    TableSchema,
     fit_scaler,
     split_data,
     standardize,
-    validate_phone_prices,
+    stratified_split,
+    validate_table,
 )
-from neural_net_lab.pipelines.training.nodes import split_validation
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-COLUMNS: dict[str, Any] = {
-    "features": [
-        "battery_power", "blue", "clock_speed", "dual_sim", "fc", "four_g", "int_memory",
-        "m_dep", "mobile_wt", "n_cores", "pc", "px_height", "px_width", "ram", "sc_h", "sc_w",
-        "talk_time", "three_g", "touch_screen", "wifi",
-    ],
-    "target": "price_range",
-    "id": "id",
-    "classes": [0, 1, 2, 3],
-}  # fmt: skip
+# The shipped phone table's columns, as its schema derives them.
+FEATURES = [
+    "battery_power", "blue", "clock_speed", "dual_sim", "fc", "four_g", "int_memory", "m_dep",
+    "mobile_wt", "n_cores", "pc", "px_height", "px_width", "ram", "sc_h", "sc_w", "talk_time",
+    "three_g", "touch_screen", "wifi",
+]  # fmt: skip
+COLUMNS: dict[str, Any] = {"target": "price_range"}  # conf/base/parameters.yml
 # Settings that keep an end-to-end run to seconds.
 FAST_TRAINING = {"training.epochs": 2, "training.progress": False}
 
@@ -56,9 +58,23 @@ def column_params() -> ColumnsParams:
 
 @pytest.fixture(scope="session")
 def small_model() -> ModelParams:
-    """A network that trains on the phone table in a second. A test that needs other widths
-    says so with ``small_model.model_copy(update={"hidden_dims": [128, 256]})``."""
+    """A network that trains on the phone table in a second, its widths derived (20 inputs,
+    4 classes). A test that needs other widths says so with
+    ``small_model.model_copy(update={"hidden_dims": [128, 256]})``."""
     return ModelParams(input_dim=20, hidden_dims=[16], n_classes=4)
+
+
+def phone_schema_and_splits(raw: pd.DataFrame) -> dict[str, Any]:
+    """What data_processing makes of a table with the shipped settings: the schema, the raw
+    splits, the scaler and the standardized splits."""
+    params = DataProcessingParams()
+    columns = ColumnsParams.model_validate(COLUMNS)
+    validated, schema = validate_table(raw, columns, params, ModelParams(hidden_dims=[16]))
+    train, test = split_data(validated, schema, params)
+    scaler = fit_scaler(train, schema)
+    return {"schema": schema, "train_split": train, "test_split": test, "scaler": scaler,
+            "train_set": standardize(train, scaler, schema),
+            "test_set": standardize(test, scaler, schema)}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -78,20 +94,22 @@ def raw_phones() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def model_inputs(raw_phones, small_training) -> dict[str, Any]:
-    """Standardized splits of the shipped table, made by the data_processing nodes, and the
-    scaler's parameters as fit_scaler returns them (what the catalog persists as JSON)."""
-    params = DataProcessingParams(train_share=0.8, random_state=66, min_rows_per_class=10)
-    columns = ColumnsParams.model_validate(COLUMNS)
-    validated = validate_phone_prices(raw_phones, columns, params)
-    train, test = split_data(validated, columns, params)
-    scaler = fit_scaler(train, columns)
-    train_set, test_set = standardize(train, scaler, columns), standardize(test, scaler, columns)
-    # Seed 42: the validation rows every node test was written against.
-    training = small_training.model_copy(update={"seed": 42})
-    fit_set, validation_set = split_validation(train_set, columns, training)
-    return {"train_set": train_set, "test_set": test_set, "fit_set": fit_set,
-            "validation_set": validation_set, "scaler": scaler}  # fmt: skip
+def model_inputs(raw_phones) -> dict[str, Any]:
+    """Standardized splits of the shipped table, made by the data_processing nodes, the
+    scaler's parameters as fit_scaler returns them (what the catalog persists as JSON) and
+    the table's schema."""
+    inputs = phone_schema_and_splits(raw_phones)
+    # Seed 42: the validation rows every node test was written against (training's carve).
+    fit_set, validation_set = stratified_split(
+        inputs["train_set"], inputs["schema"].target, 42, test_size=0.1
+    )
+    return {**inputs, "fit_set": fit_set, "validation_set": validation_set}
+
+
+@pytest.fixture(scope="session")
+def table_schema(model_inputs) -> TableSchema:
+    """The shipped phone table's schema, as data_processing derives it."""
+    return model_inputs["schema"]
 
 
 def copy_project(folder: Path) -> Path:
@@ -143,6 +161,30 @@ def kedro_cli(
         check=False,
         env={**os.environ, **(env or {})},
     )
+
+
+class _Kept(MemoryDataset):
+    """A MemoryDataset that the runner cannot empty, so that a test reads every output. A
+    network is kept as its state dict, as the catalog's PyTorchDataset hands it on."""
+
+    def save(self, data: Any) -> None:
+        super().save(data.state_dict() if isinstance(data, torch.nn.Module) else data)
+
+    def _release(self) -> None:
+        pass
+
+
+def run_in_memory(pipeline: Pipeline, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Runs a pipeline's nodes with Kedro's SequentialRunner on ``inputs`` held in memory
+    (parameters as ``params:<block>``, typed as Kedro would hand them); returns every dataset
+    the run made. No files, no hooks, no MLflow run: the nodes as their pipeline wires them,
+    which a test outside the pipeline's own folder may run without importing its nodes."""
+    names = pipeline.datasets()
+    catalog = DataCatalog({name: _Kept(inputs.get(name)) for name in names if name in inputs})
+    for name in names - set(inputs):
+        catalog[name] = _Kept()
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in pipeline.all_outputs()}
 
 
 def run_kedro(

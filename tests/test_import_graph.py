@@ -7,6 +7,11 @@ src/neural_net_lab is parsed with ``ast`` and every import in it, lazy ones incl
 - A pipeline's ``nodes.py`` is imported only by its own ``pipeline.py`` (and its tests).
 - The engine imports nothing from pipelines/.
 
+The tests and the benchmarks import the package too (issue 25): a test under
+``tests/pipelines/<p>/`` may import ``pipelines.<p>.nodes``; no other test and no benchmark
+imports a pipeline's ``nodes.py`` (they run a pipeline's nodes as its ``pipeline.py`` wires
+them, or call the shared modules the nodes call).
+
 Code that several pipelines need lives in a named module at the package level or in the engine.
 """
 
@@ -109,6 +114,44 @@ def _broken(
         for line, imported in imports
         if (why := rule(importer, imported))
     ]
+
+
+# tests/ and benchmarks/, by path: the pipeline whose tests a file holds, or None.
+USERS = {
+    path: path.parts[2]
+    if path.parts[:2] == ("tests", "pipelines") and len(path.parts) > 3
+    else None
+    for folder in ("tests", "benchmarks")
+    for path in (p.relative_to(PROJECT_ROOT) for p in sorted((PROJECT_ROOT / folder).rglob("*.py")))
+}
+
+
+def nodes_outside_their_tests(tested: str | None, imported: str) -> str | None:
+    """``tested``: the pipeline whose tests the importing file holds (None: any other)."""
+    owner = _pipeline(imported)
+    if imported == f"{PIPELINES}{owner}.nodes" and tested != owner:
+        return f"only tests/pipelines/{owner}/ imports {imported}"
+    return None
+
+
+def test_no_test_or_benchmark_imports_another_pipelines_nodes():
+    broken = [
+        f"{path}:{line}: imports {imported} ({why})"
+        for path in USERS
+        for line, imported in _imports(".".join(path.with_suffix("").parts), path.read_text())
+        if (why := nodes_outside_their_tests(USERS[path], imported))
+    ]
+    assert not broken, "\n".join(broken)
+
+
+def test_the_user_rule_names_the_file_and_the_import():
+    imports = _imports("tests.x", "from neural_net_lab.pipelines.training.nodes import train_model")
+    assert nodes_outside_their_tests("inference", imports[0][1]) == (
+        f"only tests/pipelines/training/ imports {PIPELINES}training.nodes"
+    )
+    own = _imports("tests.x", "from neural_net_lab.pipelines.inference import nodes")
+    assert nodes_outside_their_tests("inference", own[0][1]) is None
+    assert nodes_outside_their_tests(None, own[0][1]) is not None  # a top-level test
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from neural_net_lab.pipeline_registry import run_parameters
+from neural_net_lab.run_config import run_parameters
 
 from .conftest import FAST_TRAINING, PROJECT_ROOT, mlflow_client, run_kedro
 

@@ -1,5 +1,6 @@
-"""Project hooks: a missing input names the pipeline that writes it, the run's config loader
-is shared, and an interrupted or failed run leaves its MLflow runs KILLED or FAILED."""
+"""Project hooks: a missing input names the pipeline that writes it, and an interrupted or failed
+run leaves its MLflow runs KILLED or FAILED. (The run's config loader reaches the build of its
+pipelines through ``run_config.RunConfigHooks``.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.io import DatasetError
 
-from .pipeline_registry import share_run_config
 from .writers import command, default_run_note, run_order, writers
 
 logger = logging.getLogger(__name__)
@@ -83,15 +83,6 @@ class InputFileHooks:
             note = f"node '{node.name}' read {', '.join(files)}"
             error.add_note(note)
             logger.error("%s failed: %s; %s", node.name, error, note)
-
-
-class RunConfigHooks:
-    """Shares a session's configuration with the construction of its pipelines
-    (``pipeline_registry.run_parameters``)."""
-
-    @hook_impl
-    def after_context_created(self, context: Any) -> None:
-        share_run_config(context.config_loader)
 
 
 class RunInterrupted(Exception):  # noqa: N818 - reads as what happened, like KeyboardInterrupt

@@ -15,7 +15,8 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from neural_net_lab.engine.config import Block, ColumnsParams, PositiveFloat, PositiveInt
+from neural_net_lab.engine.config import Block, PositiveFloat, PositiveInt
+from neural_net_lab.engine.data import ModelInputs
 
 
 class LogisticBaselineParams(Block):
@@ -49,10 +50,12 @@ def classification_scores(
 
 
 def score_logistic_baseline(
-    fit_set: pd.DataFrame, test_set: pd.DataFrame, columns: ColumnsParams, params: EvaluationParams
+    fit_set: pd.DataFrame, test_set: pd.DataFrame, schema: ModelInputs, params: EvaluationParams
 ) -> dict[str, float]:
-    """LogisticRegression trained on the network's training rows, scored on the test rows."""
+    """LogisticRegression trained on the network's training rows (its standardized inputs and
+    class codes), scored on the test rows."""
+    inputs = list(schema.inputs)
     baseline = LogisticRegression(**params.baseline.model_dump())
-    baseline.fit(fit_set[columns.features], fit_set[columns.target])
-    predicted = baseline.predict(test_set[columns.features])
-    return classification_scores(test_set[columns.target].to_numpy(), predicted, "baseline_")
+    baseline.fit(fit_set[inputs], fit_set[schema.target])
+    predicted = baseline.predict(test_set[inputs])
+    return classification_scores(test_set[schema.target].to_numpy(), predicted, "baseline_")

@@ -12,16 +12,19 @@ from pathlib import Path
 from kedro.utils import find_kedro_project
 from omegaconf.resolvers import oc
 
+from neural_net_lab.config_loader import RuntimeParamsLastConfigLoader
 from neural_net_lab.context import ProjectContext
 from neural_net_lab.datasets.atomic import AtomicSavesCatalog
-from neural_net_lab.hooks import InputFileHooks, RunConfigHooks, RunStateHooks
-from neural_net_lab.mlflow_params import TypedParamsForMlflow
+from neural_net_lab.hooks import InputFileHooks, RunStateHooks
+from neural_net_lab.mlflow_params import TableSchemaForMlflow, TypedParamsForMlflow
+from neural_net_lab.run_config import RunConfigHooks
 from neural_net_lab.tracking_store import TrackingStoreHooks
 
 HOOKS = (
     TrackingStoreHooks(),
     InputFileHooks(),
     TypedParamsForMlflow(),
+    TableSchemaForMlflow(),
     RunConfigHooks(),
     RunStateHooks(),
 )
@@ -87,6 +90,9 @@ DATA_CATALOG_CLASS = AtomicSavesCatalog
 # ... the context's own catalog too (notebooks, `kedro ipython`, `kedro catalog`).
 CONTEXT_CLASS = ProjectContext
 
+# `--params block.key=value` changes that key only, whatever conf/local holds (config_loader.py
+# says why not Kedro's soft merge).
+CONFIG_LOADER_CLASS = RuntimeParamsLastConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

@@ -18,12 +18,13 @@ from typing import Any
 import pandas as pd
 from kedro.pipeline import Node, Pipeline
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
+from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.fit import fit_classifier, split_accuracy
 from neural_net_lab.engine.overrides import VariantParams, with_overrides
 from neural_net_lab.engine.tracking import child_run, log_history_and_metrics
-from neural_net_lab.pipeline_registry import project_parameters
+from neural_net_lab.run_config import parameters as run_parameters
+from neural_net_lab.table import TableSchema
 
 logger = logging.getLogger(__name__)
 
@@ -94,26 +95,28 @@ def train_variant(  # noqa: PLR0917 - Kedro passes a node's inputs by position
     model: ModelParams,
     training: TrainingParams,
     variant: VariantParams,
-    columns: ColumnsParams,
+    schema: TableSchema,
     *,
     where: str = "variant",
 ) -> dict[str, Any]:
-    """Trains one variant of an experiment (defaults + the variant's overrides) as a child run.
+    """Trains one variant of an experiment (defaults + the variant's overrides, the widths of
+    the table) as a child run.
 
     ``variant`` holds ``name`` and optional ``model`` and ``training`` overrides; ``where`` is
     its parameter block, named by errors. Returns its settings, history and final metrics for
     the experiment's report; test accuracy is reported, never used to choose.
     """
     name, model_cfg, training_cfg = check_variant_block(variant, model, training, where)
+    model_cfg = schema.network(model_cfg, f"{where}.model")
     settings = {"model": model_cfg.dump(), "training": training_cfg.dump()}
     with child_run(name, settings) as run_id:
         network, history, seconds = fit_classifier(
-            fit_set, validation_set, model_cfg, training_cfg, columns, description=name
+            fit_set, validation_set, model_cfg, training_cfg, schema, description=name
         )
         metrics = {
             "final_train_loss": history["train_loss"][-1],
-            "train_accuracy": split_accuracy(network, fit_set, columns),
-            "test_accuracy": split_accuracy(network, test_set, columns),
+            "train_accuracy": split_accuracy(network, fit_set, schema),
+            "test_accuracy": split_accuracy(network, test_set, schema),
             "training_seconds": seconds,
         }
         if history.get("val_accuracy"):
@@ -156,7 +159,7 @@ def variant_pipeline(experiment: str, variant: str) -> Pipeline:
                     "params:model",
                     "params:training",
                     "params:variant",
-                    "params:columns",
+                    "table_schema",
                 ],
                 outputs="result",
                 name="train_variant",
@@ -166,11 +169,10 @@ def variant_pipeline(experiment: str, variant: str) -> Pipeline:
     return Pipeline(
         template,
         namespace=f"{experiment}.{variant}",
-        inputs={"fit_set", "validation_set", "test_set"},
+        inputs={"fit_set", "validation_set", "test_set", "table_schema"},
         parameters={
             "params:model": "params:model",
             "params:training": "params:training",
-            "params:columns": "params:columns",
             "params:variant": f"params:{experiment}.{variant}",
         },
         tags=["training", experiment],
@@ -183,11 +185,11 @@ def variant_names(
     """The keys of the blocks under ``<experiment>`` in the project's parameters, in file order.
 
     The parameters are the running session's, or the project's files outside a run
-    (``pipeline_registry.project_parameters``); without a project the ``shipped`` names are
+    (``run_config.parameters``); without a project the ``shipped`` names are
     used. Errors in the blocks are left to the run's check node, which
     names them: raising here would break every other pipeline too.
     """
-    parameters = project_parameters(project_path)
+    parameters = run_parameters(project_path)
     if parameters is None:
         logger.warning(
             "No Kedro project around %s: %s runs its shipped variants %s",

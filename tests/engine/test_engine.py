@@ -109,7 +109,7 @@ def test_hand_derived_gradients_match_autograd(frozen_first_layer):
             assert param.grad is None
 
 
-def test_training_loss_decreases_and_is_reproducible(model_inputs, column_params):
+def test_training_loss_decreases_and_is_reproducible(model_inputs, table_schema):
     training = TrainingParams.model_validate(
         {
             "seed": 7,
@@ -122,7 +122,7 @@ def test_training_loss_decreases_and_is_reproducible(model_inputs, column_params
     )
     fit_set, validation_set = model_inputs["fit_set"], model_inputs["validation_set"]
     runs = [
-        fit_classifier(fit_set, validation_set, MODEL, training, column_params) for _ in range(2)
+        fit_classifier(fit_set, validation_set, MODEL, training, table_schema) for _ in range(2)
     ]
     (model_a, history_a, _), (model_b, history_b, _) = runs
     assert history_a["train_loss"][-1] < 0.5 * history_a["train_loss"][0]

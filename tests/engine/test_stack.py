@@ -22,6 +22,7 @@ from neural_net_lab.engine.config import ModelParams, OptimizerParams, TrainingP
 from neural_net_lab.engine.cv import cross_validate
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.optim import StackedParameters, build_optimizer, stacking_refusal
+from tests.conftest import FEATURES
 
 SMALL = ModelParams(input_dim=20, hidden_dims=[32, 16], n_classes=4)
 # 96 rows: six full batches; 97: a last batch of one row; 81: one step fewer than the others.
@@ -35,7 +36,7 @@ def _training(**changes) -> TrainingParams:
 
 @pytest.fixture(scope="module")
 def table(raw_phones, columns):
-    features = raw_phones[columns["features"]].to_numpy(dtype=np.float64)
+    features = raw_phones[FEATURES].to_numpy(dtype=np.float64)
     features = (features - features.mean(0)) / features.std(0)
     return (
         torch.from_numpy(features.astype(np.float32)),
@@ -327,7 +328,7 @@ def test_an_optimizer_the_stack_cannot_share_is_named(table, caplog):
 
 def test_cross_validation_stacks_its_folds_by_default_with_the_same_results(raw_phones, columns):
     rows = raw_phones.sample(300, random_state=0)
-    features = rows[columns["features"]].to_numpy(dtype=float)
+    features = rows[FEATURES].to_numpy(dtype=float)
     labels = rows[columns["target"]].to_numpy()
     folds = list(StratifiedKFold(3, shuffle=True, random_state=1).split(features, labels))
     model = SMALL.model_copy(update={"dropout": 0.2})

@@ -18,6 +18,7 @@ from torch import nn
 
 from neural_net_lab.engine import Member, StackingUnsupported, build_mlp, seed_everything, train
 from neural_net_lab.engine.config import TrainingParams
+from tests.conftest import FEATURES
 
 LOGGER = "neural_net_lab.engine"
 ADAM = {"name": "Adam", "lr": 0.01}
@@ -53,7 +54,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def rows(raw_phones, columns):
-    features = raw_phones[columns["features"]].to_numpy(dtype=np.float64)
+    features = raw_phones[FEATURES].to_numpy(dtype=np.float64)
     features = torch.from_numpy(((features - features.mean(0)) / features.std(0)).astype("f4"))
     labels = torch.from_numpy(raw_phones[columns["target"]].to_numpy(dtype=np.int64, copy=True))
     # 97 training rows: six batches of 16 and one of a single row.

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from .errors import PathErrors
+from .errors import ParameterError, PathErrors
 from .optim import check_settings
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
@@ -44,27 +53,51 @@ class Block(Params):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+# A class label as YAML writes it: an integer, a string or a boolean (floats are numbers too).
+Label = StrictBool | StrictInt | StrictFloat | str
+
+
 class ColumnsParams(Block):
-    """The phone table's columns (``columns`` in parameters.yml)."""
+    """Which columns of the table are what (``columns`` in parameters.yml).
+
+    Only ``target`` is required: the features (every column but the label and the id), the
+    classes (the labels that occur) and the network's widths are derived from the table and
+    recorded in its schema (``neural_net_lab.table``). A value given here is a checked
+    override: ``features`` selects and orders columns, ``classes`` fixes the class order.
+    """
 
     block_path: ClassVar[str] = "columns"
 
-    features: list[str] = Field(min_length=1)
-    target: str
-    id: str | None = None
-    classes: list[StrictInt] = Field(min_length=2)
+    target: str = Field(min_length=1)
+    id: str | None = None  # None: a column named "id" (any case), if the table has one
+    features: list[str] | None = Field(default=None, min_length=1)
+    classes: list[Label] | None = Field(default=None, min_length=2)
 
 
 class ModelParams(Block):
-    """The MLP: ``input_dim`` → ``hidden_dims`` … → ``n_classes`` logits."""
+    """The MLP: ``input_dim`` → ``hidden_dims`` … → ``n_classes`` logits.
+
+    The two widths are derived from the table's schema (``table.TableSchema.network``); a
+    value given here is checked against it before anything trains.
+    """
 
     block_path: ClassVar[str] = "model"
 
-    input_dim: PositiveInt
+    input_dim: PositiveInt | None = None
     hidden_dims: list[PositiveInt]
-    n_classes: Annotated[StrictInt, Field(ge=2)]
+    n_classes: Annotated[StrictInt, Field(ge=2)] | None = None
     negative_slope: NonNegativeFloat = 0.01
     dropout: Share = 0.0
+
+    def widths(self) -> tuple[int, int]:
+        """``input_dim`` and ``n_classes``; an error when they were never derived."""
+        if self.input_dim is None or self.n_classes is None:
+            raise ParameterError(
+                "model.input_dim and model.n_classes are derived from the table's schema "
+                "(table_schema, written by data_processing) before a network is built; "
+                f"this block has input_dim={self.input_dim}, n_classes={self.n_classes}"
+            )
+        return self.input_dim, self.n_classes
 
 
 class OptimizerParams(Params):

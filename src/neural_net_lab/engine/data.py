@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import pandas as pd
 import torch
 from torch import nn
+
+
+class ModelInputs(Protocol):
+    """What the engine reads of a table's schema (``neural_net_lab.table.TableSchema``): the
+    model input's columns and its label column (class codes 0…K−1)."""
+
+    @property
+    def inputs(self) -> Sequence[str]: ...
+
+    @property
+    def target(self) -> str: ...
 
 
 def to_tensors(

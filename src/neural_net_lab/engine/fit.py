@@ -1,4 +1,4 @@
-"""Train the phone-price MLP from catalog DataFrames and parameter blocks."""
+"""Train the MLP from catalog DataFrames and parameter blocks."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 import pandas as pd
 from torch import nn
 
-from .config import ColumnsParams, ModelParams, TrainingParams
-from .data import accuracy, predict_logits, to_tensors
+from .config import ModelParams, TrainingParams
+from .data import ModelInputs, accuracy, predict_logits, to_tensors
 from .model import mlp_from_params
 from .seeding import seed_everything
 from .training import start_training
@@ -19,17 +19,18 @@ def fit_classifier(
     validation_set: pd.DataFrame,
     model: ModelParams,
     training: TrainingParams,
-    columns: ColumnsParams,
+    schema: ModelInputs,
     *,
     description: str = "training",
 ) -> tuple[nn.Module, dict[str, list[float]], float]:
-    """Builds the MLP from ``model`` and trains it; returns model, history, seconds."""
+    """Builds the MLP from ``model`` (its widths derived) and trains it on the model inputs
+    that ``schema`` names; returns model, history, seconds."""
     generator = seed_everything(training.seed)
     network = mlp_from_params(model)
-    features, labels = to_tensors(fit_set, columns.features, columns.target)
+    features, labels = to_tensors(fit_set, schema.inputs, schema.target)
     validation = None
     if len(validation_set):
-        validation = to_tensors(validation_set, columns.features, columns.target)
+        validation = to_tensors(validation_set, schema.inputs, schema.target)
     trainable = [p for p in network.parameters() if p.requires_grad]
     started = time.perf_counter()
     epochs = start_training(
@@ -46,7 +47,7 @@ def fit_classifier(
     return network, history, time.perf_counter() - started
 
 
-def split_accuracy(model: nn.Module, frame: pd.DataFrame, columns: ColumnsParams) -> float:
-    """Accuracy of ``model`` on a DataFrame of standardized features and labels."""
-    features, labels = to_tensors(frame, columns.features, columns.target)
+def split_accuracy(model: nn.Module, frame: pd.DataFrame, schema: ModelInputs) -> float:
+    """Accuracy of ``model`` on a DataFrame of standardized inputs and class codes."""
+    features, labels = to_tensors(frame, schema.inputs, schema.target)
     return accuracy(predict_logits(model, features), labels)

@@ -50,7 +50,8 @@ def build_mlp(
 
 
 def mlp_from_params(model: ModelParams) -> nn.Sequential:
-    """Builds the MLP described by a ``model`` parameter block."""
+    """Builds the MLP described by a ``model`` parameter block (its widths derived)."""
+    model.widths()
     return build_mlp(**model.model_dump())
 
 

@@ -1,22 +1,27 @@
-"""The served phone-price classifier: an MLflow pyfunc model logged as code.
+"""The served classifier: an MLflow pyfunc model logged as code.
 
 MLflow copies this file into the logged model and runs it when the model is loaded, so it
 imports only mlflow, numpy, pandas and torch, never the project: the model loads and serves
 wherever those are installed. Its two artifacts are written by ``neural_net_lab.serving``:
-``config`` (JSON: feature order, each member's scaler mean and scale, label column and
-classes, the LeakyReLU slope) and ``network`` (per member, each linear layer's weight and
-bias, read with ``weights_only=True``).
+``config`` (JSON: the table's feature columns, the fill value of each column when imputation
+is on, each text column's categories, the network's input columns, each member's scaler mean
+and scale, the label column and the original classes, the LeakyReLU slope) and ``network``
+(per member, each linear layer's weight and bias, read with ``weights_only=True``).
 
-A member is one network with its own scaler. The prediction is the mean of the members'
-softmax probabilities: the default model is one member (the training split's scaler), a tuned
-fold ensemble one per fold network (each with its fold's scaler). This is
-``engine.ensemble.Ensemble.probabilities``, written again here because this file may not
-import the project.
+A row becomes the network's inputs as ``neural_net_lab.table.encoding`` makes them in
+training: missing cells filled, text columns one-hot encoded (here with pandas, since this
+file may not import scikit-learn; a test holds both to the same columns; an unseen category
+is all zeros, counted and logged), numbers as they are. A member is one network with its own
+scaler. The prediction is the mean of the members' softmax probabilities: the default model
+is one member (the training split's scaler), a tuned fold ensemble one per fold network
+(each with its fold's scaler). This is ``engine.ensemble.Ensemble.probabilities``, written
+again here because this file may not import the project.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import mlflow
@@ -39,12 +44,54 @@ def build_network(layers: list[dict[str, torch.Tensor]], negative_slope: float) 
     return nn.Sequential(*modules).eval()
 
 
+logger = logging.getLogger(__name__)
+
+
+def table_inputs(frame: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """The network's input columns of raw rows, before scaling (float64); an error names the
+    columns with missing or non-numeric cells."""
+    features, categories = config["features"], config.get("categories") or {}
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise ValueError(f"rows to classify: missing feature column(s) {missing}")
+    table = frame[features].fillna(config.get("imputation") or {})
+    inputs, bad = {}, {}
+    for column in features:
+        values = table[column]
+        if column in categories:
+            words = values.astype(str).where(values.notna())
+            unseen = words.notna() & ~words.isin(categories[column])
+            if unseen.any():
+                logger.warning(
+                    "column '%s': %d row(s) with categories not seen in training: none of "
+                    "its one-hot inputs is set",
+                    column,
+                    int(unseen.sum()),
+                )
+            for category in categories[column]:
+                inputs[f"{column}_{category}"] = (words == category).astype("float64")
+            gaps = int(values.isna().sum())
+        else:
+            inputs[column] = pd.to_numeric(values, errors="coerce").astype("float64")
+            gaps = int(inputs[column].isna().sum())
+        if gaps:
+            bad[column] = gaps
+    if bad:
+        raise ValueError(
+            "rows to classify: missing or non-numeric values (rows per column) " + str(bad)
+        )
+    return pd.DataFrame(inputs, index=frame.index)[config["inputs"]]
+
+
 class PhonePriceClassifier(mlflow.pyfunc.PythonModel):
-    """Raw phone features in; ``price_range`` and one probability column per class out."""
+    """Raw rows of the table in; the label column (the original classes) and one probability
+    column per class out. Named after the phone table it was written for; serves any table."""
 
     def load_context(self, context):
         config = json.loads(Path(context.artifacts["config"]).read_text())
-        self.features = config["features"]
+        # A model logged before other tables: its features are its inputs, numeric.
+        config.setdefault("inputs", config["features"])
+        self.config = config
         self.id_column = config["id"]
         self.target = config["target"]
         self.classes = np.asarray(config["classes"])
@@ -57,16 +104,8 @@ class PhonePriceClassifier(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         frame = pd.DataFrame(model_input)
-        missing = [c for c in self.features if c not in frame.columns]
-        if missing:
-            raise ValueError(f"phones to price: missing feature column(s) {missing}")
-        values = frame[self.features].apply(pd.to_numeric, errors="coerce")
-        bad = {c: int(n) for c, n in values.isna().sum().items() if n}
-        if bad:
-            raise ValueError(
-                "phones to price: missing or non-numeric values (rows per column) " + str(bad)
-            )
-        raw = torch.from_numpy(values.to_numpy("float64"))
+        # A copy: pandas may hand out a read-only view, which torch warns about.
+        raw = torch.from_numpy(table_inputs(frame, self.config).to_numpy("float64", copy=True))
         total = 0.0
         with torch.no_grad():
             for (mean, scale), network in zip(self.scalers, self.networks):

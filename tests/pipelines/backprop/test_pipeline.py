@@ -29,6 +29,7 @@ from neural_net_lab.pipelines.backprop.params import (
     MlpCheckParams,
 )
 from neural_net_lab.pipelines.backprop.report import mlp_report
+from neural_net_lab.table import network_for_table
 from tests.conftest import PROJECT_ROOT, mlflow_client, run_kedro
 
 # The classic worked example's published figures (to the digits published).
@@ -166,16 +167,16 @@ def test_batched_finite_differences_equal_moving_each_parameter_entry():
             np.testing.assert_allclose(fast[name].ravel(), slow, rtol=0, atol=1e-9, err_msg=name)
 
 
-def test_mlp_check_on_real_rows_for_another_architecture(model_inputs, column_params):
-    columns = column_params
-    model_params = ModelParams(
-        input_dim=20, hidden_dims=[24, 12, 8], n_classes=4, negative_slope=0.05, dropout=0.2
+def test_mlp_check_on_real_rows_for_another_architecture(model_inputs, table_schema):
+    model_params = network_for_table(
+        ModelParams(hidden_dims=[24, 12, 8], negative_slope=0.05, dropout=0.2), table_schema
     )
+    assert (model_params.input_dim, model_params.n_classes) == (20, 4)
     check = MlpCheckParams(rows=10, seed=3)
-    batch = nodes.select_check_rows(model_inputs["train_set"], columns, model_params, check)
+    batch = nodes.select_check_rows(model_inputs["train_set"], table_schema, check)
     np.testing.assert_array_equal(
         batch["features"].numpy(),
-        model_inputs["train_set"][columns.features].head(10).to_numpy(),
+        model_inputs["train_set"][table_schema.inputs].head(10).to_numpy(),
     )
     weights = nodes.initialize_mlp(model_params, check)
     manual = nodes.mlp_hand_derived_gradients(weights, model_params, batch)
@@ -252,7 +253,7 @@ def test_bad_network_parameters_name_the_parameter(backprop_params, path, value,
         BackpropParams.model_validate(_with(backprop_params, path, value))
 
 
-def test_bad_mlp_check_parameters_name_the_parameter(model_inputs, column_params, backprop_params):
+def test_bad_mlp_check_parameters_name_the_parameter(model_inputs, table_schema, backprop_params):
     model_params = ModelParams.model_validate(_config("parameters_training.yml")["model"])
     train_set = model_inputs["train_set"]
     for rows, seed, named in ((0, 1, "rows"), (4, "x", "seed")):
@@ -261,12 +262,11 @@ def test_bad_mlp_check_parameters_name_the_parameter(model_inputs, column_params
             BackpropParams.model_validate(bad)
     check = MlpCheckParams(rows=100_000, seed=1)
     with pytest.raises(ValueError, match=r"backprop\.mlp_check\.rows is 100000 but train_set has"):
-        nodes.select_check_rows(train_set, column_params, model_params, check)
+        nodes.select_check_rows(train_set, table_schema, check)
+    # The network's widths come from the table: a class count it does not give is named.
     two_classes = model_params.model_copy(update={"n_classes": 2})
-    with pytest.raises(ValueError, match=r"model\.n_classes"):
-        nodes.select_check_rows(
-            train_set, column_params, two_classes, MlpCheckParams(rows=50, seed=1)
-        )
+    with pytest.raises(ValueError, match=r"model\.n_classes: is 2 but .* gives 4"):
+        network_for_table(two_classes, table_schema)
 
 
 def test_pipeline_writes_report_and_mlflow_metrics(project_copy: Path):

@@ -17,39 +17,35 @@ from neural_net_lab.pipelines.evaluation.nodes import (
 
 
 @pytest.fixture(scope="module")
-def columns(column_params):
-    """The columns block as the nodes receive it from Kedro (typed)."""
-    return column_params
-
-
-@pytest.fixture(scope="module")
-def trained(model_inputs, columns, small_model, small_training):
+def trained(model_inputs, table_schema, small_model, small_training):
     model, history, seconds = fit_classifier(
         model_inputs["fit_set"],
         model_inputs["validation_set"],
         small_model,
         small_training,
-        columns,
+        table_schema,
     )
     return model.state_dict(), {**history, "seconds": [seconds]}
 
 
-def test_network_scores_match_sklearn_definitions(trained, model_inputs, columns, small_model):
+def test_network_scores_match_sklearn_definitions(trained, model_inputs, table_schema, small_model):
     state, _ = trained
-    predicted = predict_test_set(state, model_inputs["test_set"], small_model, columns)
+    predicted = predict_test_set(state, model_inputs["test_set"], small_model, table_schema)
     labels = model_inputs["test_set"].price_range.to_numpy()
-    metrics, report, figure = score_network(predicted, model_inputs["test_set"], columns)
+    metrics, report, figure = score_network(predicted, model_inputs["test_set"], table_schema)
     assert metrics["test_accuracy"] == pytest.approx(np.mean(predicted == labels))
     assert report["macro avg"]["f1-score"] == pytest.approx(metrics["test_f1_macro"])
     assert set(report) >= {"0", "1", "2", "3"}
-    assert figure.axes[0].get_title().startswith("Phone-price MLP")
+    # The plot names the table and its label column (the phone table's, here).
+    assert figure.axes[0].get_title() == "phone price table: test confusion matrix"
+    assert figure.axes[0].get_xlabel() == "predicted price_range"
 
 
-def test_logistic_baseline_beats_chance_by_far(model_inputs, columns):
+def test_logistic_baseline_beats_chance_by_far(model_inputs, table_schema):
     baseline = score_logistic_baseline(
         model_inputs["fit_set"],
         model_inputs["test_set"],
-        columns,
+        table_schema,
         EvaluationParams(baseline={"max_iter": 2000}),
     )
     assert baseline["baseline_test_accuracy"] > 0.9

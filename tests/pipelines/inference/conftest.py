@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams
+from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.seeding import seed_everything
-from neural_net_lab.pipelines.training.nodes import log_served_model
-from neural_net_lab.serving import ServedModelParams
+from neural_net_lab.serving import ServedModelParams, log_served, scaled_network
+from neural_net_lab.table import TableSchema
 from tests.conftest import PROJECT_ROOT
 
 PHONES_TO_PRICE = PROJECT_ROOT / "data" / "01_raw" / "phones_to_price.csv"
@@ -28,12 +28,6 @@ MODEL_PARAMS = ModelParams(
 SERVED = ServedModelParams(
     name="phone_price_classifier", registered_model_name="phone_price_classifier", example_rows=3
 )
-
-
-@pytest.fixture(scope="module")
-def columns(column_params):
-    """The columns block as the nodes receive it from Kedro (typed)."""
-    return column_params
 
 
 @pytest.fixture(scope="session")
@@ -54,10 +48,10 @@ def reference_predictions(
     scaler: Any,
     state: dict[str, torch.Tensor],
     model_params: ModelParams,
-    columns: ColumnsParams,
+    schema: TableSchema,
 ) -> pd.DataFrame:
     """The model applied by hand, in process: the scaler's mean and scale, network in eval
-    mode, softmax."""
+    mode, softmax, the class codes read as the schema's labels."""
     model = mlp_from_params(model_params)
     model.load_state_dict(state)
     model.eval()
@@ -66,10 +60,11 @@ def reference_predictions(
     with torch.no_grad():
         logits = model(torch.from_numpy(scaled))
     probabilities = torch.softmax(logits, dim=1).numpy()
+    classes = np.asarray(schema.classes)
     frame = pd.DataFrame(
-        {"id": phones["id"].to_numpy(), "price_range": logits.argmax(dim=1).numpy()}
+        {"id": phones["id"].to_numpy(), "price_range": classes[logits.argmax(dim=1).numpy()]}
     )
-    for i, label in enumerate(columns.classes):
+    for i, label in enumerate(schema.classes):
         frame[f"probability_{label}"] = probabilities[:, i]
     return frame
 
@@ -88,9 +83,17 @@ def assert_same_predictions(actual: pd.DataFrame, expected: pd.DataFrame) -> Non
     )
 
 
+def served_network(model_inputs, model_state, table_schema):
+    """What the training node log_served_model logs: the network with the persisted scaler."""
+    return scaled_network(model_inputs["scaler"], model_state, MODEL_PARAMS, table_schema)
+
+
 @pytest.fixture(scope="module")
-def served_store(tmp_path_factory, model_inputs, model_state, raw_phones, columns) -> Iterator[str]:
-    """A temporary MLflow store in which the training node logged and registered the model."""
+def served_store(
+    tmp_path_factory, model_inputs, model_state, raw_phones, table_schema
+) -> Iterator[str]:
+    """A temporary MLflow store in which the served model was logged and registered, as the
+    training node log_served_model does."""
     folder = tmp_path_factory.mktemp("served")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     # A Kedro session earlier in this process may have set the global URI to its own store.
@@ -98,8 +101,11 @@ def served_store(tmp_path_factory, model_inputs, model_state, raw_phones, column
     mlflow.set_registry_uri(uri)
     experiment = mlflow.create_experiment("served", artifact_location=str(folder / "artifacts"))
     with mlflow.start_run(experiment_id=experiment):
-        info = log_served_model(
-            model_state, model_inputs["scaler"], raw_phones, MODEL_PARAMS, columns, SERVED
+        info = log_served(
+            served_network(model_inputs, model_state, table_schema),
+            raw_phones,
+            table_schema,
+            SERVED,
         )
     assert info["logged"] and info["registered_model_version"] == 1
     yield uri

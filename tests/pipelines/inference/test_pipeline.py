@@ -13,10 +13,11 @@ import yaml
 from kedro_datasets.json import JSONDataset
 from kedro_datasets_experimental.pytorch import PyTorchDataset
 
+from neural_net_lab.datasets.table_schema import TableSchemaDataset
 from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.hooks import MissingInputError
-from neural_net_lab.phone_table import DataValidationError
+from neural_net_lab.table import DataValidationError, TableSchema
 from tests.conftest import FAST_TRAINING, mlflow_client, run_kedro
 
 from .conftest import assert_same_predictions, reference_predictions
@@ -34,15 +35,13 @@ model.predict(pd.read_csv(sys.argv[1])).to_csv(sys.argv[2], index=False)
 """
 
 
-def configured_model(project) -> ModelParams:
-    """The ``model`` block of the project copy."""
+def configured_model(project, schema: TableSchema) -> ModelParams:
+    """The ``model`` block of the project copy, with the widths the table gives."""
     parameters = yaml.safe_load((project / "conf/base/parameters_training.yml").read_text())
-    return ModelParams.model_validate(parameters["model"])
+    return schema.network(ModelParams.model_validate(parameters["model"]))
 
 
-def test_default_run_registers_a_model_that_prices_like_the_batch_pipeline(
-    project_copy, columns, tmp_path
-):
+def test_default_run_registers_a_model_that_prices_like_the_batch_pipeline(project_copy, tmp_path):
     run_kedro(project_copy, params=FAST_TRAINING)
     run_kedro(project_copy, "inference")
 
@@ -51,10 +50,11 @@ def test_default_run_registers_a_model_that_prices_like_the_batch_pipeline(
     models = project_copy / "data/06_models"
     state = PyTorchDataset(filepath=str(models / "phone_price_model.pt")).load()
     scaler = JSONDataset(filepath=str(models / "scaler.json")).load()
+    schema = TableSchemaDataset(filepath=str(models / "table_schema.json")).load()
     assert not list(project_copy.glob("data/**/*.pkl"))  # nothing is persisted as a pickle
-    model_params = configured_model(project_copy)
+    model_params = configured_model(project_copy, schema)
     assert_same_predictions(
-        batch, reference_predictions(phones, scaler, state, model_params, columns)
+        batch, reference_predictions(phones, scaler, state, model_params, schema)
     )
 
     served = json.loads((models / "served_model.json").read_text())
@@ -81,14 +81,18 @@ def test_default_run_registers_a_model_that_prices_like_the_batch_pipeline(
     assert_same_predictions(pd.read_csv(output), batch)
 
 
-def test_inference_names_what_is_missing_or_broken(project_copy, model_inputs):
-    with pytest.raises(MissingInputError, match="phone_price_model.*written by the training"):
+def test_inference_names_what_is_missing_or_broken(project_copy, model_inputs, table_schema):
+    with pytest.raises(
+        MissingInputError,
+        match="phone_price_model.*written by the training.*table_schema.*written by the data_pro",
+    ):
         run_kedro(project_copy, "inference")
 
     # Any scaler and weights of the configured shape will do: the run must stop at validation.
     models = project_copy / "data/06_models"
     JSONDataset(filepath=str(models / "scaler.json")).save(model_inputs["scaler"])
-    model_params = configured_model(project_copy)
+    TableSchemaDataset(filepath=str(models / "table_schema.json")).save(table_schema)
+    model_params = configured_model(project_copy, table_schema)
     PyTorchDataset(filepath=str(models / "phone_price_model.pt")).save(
         mlp_from_params(model_params)
     )

@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 
 from neural_net_lab.pipelines.inference.nodes import price_phones, validate_phones_to_price
-from neural_net_lab.pipelines.training.nodes import log_served_model
+from neural_net_lab.serving import log_served, scaled_network
+from tests.conftest import FEATURES
 
 from .conftest import MODEL_PARAMS, SERVED, assert_same_predictions
 
@@ -29,19 +30,19 @@ MODEL_URI = "models:/phone_price_classifier/latest"
 SERVE_STARTUP_LIMIT_S = 90
 
 
-def batch_predictions(phones, model_inputs, model_state, columns) -> pd.DataFrame:
-    validated = validate_phones_to_price(phones, columns)
-    return price_phones(validated, model_inputs["scaler"], model_state, MODEL_PARAMS, columns)
+def batch_predictions(phones, model_inputs, model_state, schema) -> pd.DataFrame:
+    validated = validate_phones_to_price(phones, schema)
+    return price_phones(validated, model_inputs["scaler"], model_state, MODEL_PARAMS, schema)
 
 
-def test_logged_model_has_signature_example_and_pinned_requirements(served_store, columns):
+def test_logged_model_has_signature_example_and_pinned_requirements(served_store, table_schema):
     info = mlflow.models.get_model_info(MODEL_URI)
     inputs = info.signature.inputs.input_names()
-    assert inputs == [*columns.features, "id"]
+    assert inputs == [*FEATURES, "id"] == [*table_schema.features, "id"]
     assert info.signature.outputs.input_names() == [
         "id",
         "price_range",
-        *(f"probability_{c}" for c in columns.classes),
+        *(f"probability_{c}" for c in [0, 1, 2, 3]),
     ]
     assert info.saved_input_example_info is not None
     requirements = mlflow.pyfunc.get_model_dependencies(MODEL_URI)
@@ -62,11 +63,12 @@ def test_logged_model_refuses_bad_rows_naming_the_column(served_store, phones_to
         )
 
 
-def test_nothing_is_logged_without_an_active_run(model_inputs, model_state, raw_phones, columns):
+def test_nothing_is_logged_without_an_active_run(
+    model_inputs, model_state, raw_phones, table_schema
+):
     assert mlflow.active_run() is None
-    info = log_served_model(
-        model_state, model_inputs["scaler"], raw_phones, MODEL_PARAMS, columns, SERVED
-    )
+    network = scaled_network(model_inputs["scaler"], model_state, MODEL_PARAMS, table_schema)
+    info = log_served(network, raw_phones, table_schema, SERVED)
     assert info == {"logged": False}
 
 
@@ -148,7 +150,7 @@ def _answers_ping(base: str) -> bool:
 
 
 def test_served_model_answers_like_the_batch_pipeline(  # noqa: PLR0917 - pytest fixtures
-    served_store, phones_to_price, model_inputs, model_state, columns, tmp_path
+    served_store, phones_to_price, model_inputs, model_state, table_schema, tmp_path
 ):
     rows = phones_to_price.head(20)
     with mlflow_models_serve(MODEL_URI, served_store, tmp_path / "serve.log") as base:
@@ -160,4 +162,6 @@ def test_served_model_answers_like_the_batch_pipeline(  # noqa: PLR0917 - pytest
         broken = {"dataframe_records": rows.drop(columns="ram").to_dict("records")}
         status, error = _post(f"{base}/invocations", broken)
         assert status == 400 and "ram" in error, error
-    assert_same_predictions(served, batch_predictions(rows, model_inputs, model_state, columns))
+    assert_same_predictions(
+        served, batch_predictions(rows, model_inputs, model_state, table_schema)
+    )

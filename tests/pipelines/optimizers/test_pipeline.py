@@ -150,7 +150,7 @@ def test_epochs_to_reach():
     assert epochs_to_reach([0.5, 0.8], 0.9) is None
 
 
-def _check(model_inputs, columns, variants):
+def _check(model_inputs, schema, variants):
     return check_variants(
         model_inputs["fit_set"],
         model_inputs["validation_set"],
@@ -158,25 +158,31 @@ def _check(model_inputs, columns, variants):
         variants,
         ModelParams.model_validate(DEFAULTS["model"]),
         TrainingParams.model_validate(DEFAULTS["training"]),
-        columns,
+        schema,
     )
 
 
-def test_check_variants_refuses_a_bad_block_and_an_empty_mapping(model_inputs, column_params):
-    columns = column_params
+def test_check_variants_refuses_a_bad_block_and_an_empty_mapping(model_inputs, table_schema):
     # Every case of the shared block check: tests/pipelines/training/test_variants.py.
     bad = copy.deepcopy(PARAMS["optimizers"])
     bad["adam"]["training"]["optimizer"]["name"] = "Adamm"
     with pytest.raises(
         ValueError, match=r"optimizers\.adam\.training\.optimizer\.name: unknown optimizer 'Adamm'"
     ):
-        _check(model_inputs, columns, bad)
+        _check(model_inputs, table_schema, bad)
     with pytest.raises(ValueError, match="'optimizers' must hold one block per variant"):
-        _check(model_inputs, columns, {})
+        _check(model_inputs, table_schema, {})
+    # A variant's width is checked against the table's before any variant trains.
+    wide = copy.deepcopy(PARAMS["optimizers"])
+    wide["adam"]["model"] = {"input_dim": 19}
+    with pytest.raises(
+        ValueError, match=r"optimizers: variant 'adam': model\.input_dim: is 19 but .* gives 20"
+    ):
+        _check(model_inputs, table_schema, wide)
 
 
-def test_check_variants_passes_the_tables_on(model_inputs, column_params):
-    checked = _check(model_inputs, column_params, PARAMS["optimizers"])
+def test_check_variants_passes_the_tables_on(model_inputs, table_schema):
+    checked = _check(model_inputs, table_schema, PARAMS["optimizers"])
     for frame, name in zip(checked, ("fit_set", "validation_set", "test_set")):
         pd.testing.assert_frame_equal(frame, model_inputs[name])
 

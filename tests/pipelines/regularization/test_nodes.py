@@ -195,7 +195,7 @@ def test_bad_variant_blocks_are_named_before_training(
 
 
 @pytest.fixture(scope="module")
-def results(model_inputs, column_params, small_model, small_training):
+def results(model_inputs, table_schema, small_model, small_training):
     plan = plan_variants(small_model, small_training, VARIANTS)
     return plan, [
         train_variant(
@@ -205,7 +205,7 @@ def results(model_inputs, column_params, small_model, small_training):
             small_model,
             small_training,
             VariantParams.model_validate(block),
-            column_params,
+            table_schema,
         )
         for block in VARIANTS.values()
     ]

@@ -14,15 +14,23 @@ from tests.conftest import PROJECT_ROOT
 
 
 def test_validation_share_is_stratified_and_zero_turns_it_off(
-    model_inputs, column_params, small_training
+    model_inputs, table_schema, small_model, small_training
 ):
     train_set = model_inputs["train_set"]
-    fit_set, validation_set = split_validation(train_set, column_params, small_training)
+    fit_set, validation_set = split_validation(train_set, table_schema, small_training, small_model)
     assert (len(fit_set), len(validation_set)) == (1440, 160)
     assert validation_set.price_range.value_counts().unique().tolist() == [40]
     no_validation = small_training.model_copy(update={"validation_share": 0})
-    fit_all, none = split_validation(train_set, column_params, no_validation)
+    fit_all, none = split_validation(train_set, table_schema, no_validation, small_model)
     assert len(fit_all) == 1600 and len(none) == 0
+
+
+def test_a_width_the_table_does_not_give_stops_the_first_training_node(
+    model_inputs, table_schema, small_model, small_training
+):
+    wrong = small_model.model_copy(update={"n_classes": 5})
+    with pytest.raises(ParameterError, match=r"^model\.n_classes: is 5 but .* gives 4"):
+        split_validation(model_inputs["train_set"], table_schema, small_training, wrong)
 
 
 def test_bad_validation_share_is_named(small_training):
@@ -31,11 +39,11 @@ def test_bad_validation_share_is_named(small_training):
 
 
 def test_train_model_history_has_one_value_per_epoch(
-    model_inputs, column_params, small_model, small_training
+    model_inputs, table_schema, small_model, small_training
 ):
     tables = model_inputs["fit_set"], model_inputs["validation_set"]
     three_epochs = small_training.model_copy(update={"epochs": 3})
-    _, history = train_model(*tables, small_model, three_epochs, column_params)
+    _, history = train_model(*tables, small_model, three_epochs, table_schema)
     assert {len(history[k]) for k in ("train_loss", "val_loss", "val_accuracy")} == {3}
     metrics = history_to_mlflow(history)
     assert set(metrics) == {"train_loss", "val_loss", "val_accuracy"}
@@ -43,10 +51,12 @@ def test_train_model_history_has_one_value_per_epoch(
     assert metrics["train_loss"][2]["value"] == history["train_loss"][2]
 
 
-def test_training_without_validation(model_inputs, column_params, small_model, small_training):
+def test_training_without_validation(model_inputs, table_schema, small_model, small_training):
     no_validation = small_training.model_copy(update={"validation_share": 0})
-    fit_all, none = split_validation(model_inputs["train_set"], column_params, no_validation)
-    _, history = train_model(fit_all, none, small_model, small_training, column_params)
+    fit_all, none = split_validation(
+        model_inputs["train_set"], table_schema, no_validation, small_model
+    )
+    _, history = train_model(fit_all, none, small_model, small_training, table_schema)
     assert set(history) == {"train_loss", "seconds"}
 
 

@@ -130,7 +130,7 @@ def test_blocks_give_each_run_name_its_merged_settings():
 
 
 def test_train_variant_names_its_parameter_block_before_training(
-    model_inputs, column_params, small_model, small_training
+    model_inputs, table_schema, small_model, small_training
 ):
     tables = (model_inputs["fit_set"], model_inputs["validation_set"], model_inputs["test_set"])
     blocks = small_model, small_training
@@ -143,6 +143,6 @@ def test_train_variant_names_its_parameter_block_before_training(
         typed.model_validate({"name": "x", "lambda": 1})
     block = typed.model_validate({"name": "a", "training": {"optimizer": {"nesterov": True}}})
     with pytest.raises(ParameterError, match=r"^variant\.training\.optimizer\.nesterov: Adam"):
-        train_variant(*tables, *blocks, block, column_params)
+        train_variant(*tables, *blocks, block, table_schema)
     with pytest.raises(ParameterError, match=r"^demo\.a\.training\.optimizer\.nesterov: Adam has"):
-        node.func(*tables, *blocks, block, column_params)
+        node.func(*tables, *blocks, block, table_schema)

@@ -4,6 +4,7 @@ the shipped phone table, and a source network trained on it for a few epochs."""
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,6 @@ from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.optim import build_optimizer
-from neural_net_lab.phone_table import standardize
 from neural_net_lab.pipelines.transfer.market import (
     draw_learning_curve,
     split_new_market,
@@ -30,6 +30,7 @@ from neural_net_lab.pipelines.transfer.surgery import (
     parameter_groups,
     prepare_source_model,
 )
+from neural_net_lab.table import DataValidationError, standardize
 from tests.conftest import PROJECT_ROOT
 
 SHIPPED = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_transfer.yml").read_text())
@@ -55,8 +56,9 @@ def training(small_training):
 
 
 @pytest.fixture(scope="module")
-def columns(column_params):
-    return column_params
+def columns(table_schema):
+    """The source table's schema (the shipped phone table)."""
+    return table_schema
 
 
 @pytest.fixture(scope="module")
@@ -70,21 +72,41 @@ def source_state(model_inputs, columns, architecture, training) -> dict[str, tor
 
 
 @pytest.fixture(scope="module")
-def new_market(model_inputs, columns) -> dict[str, pd.DataFrame]:
-    """The shipped new-market table, split and standardized with the SOURCE scaler."""
+def new_market(model_inputs, columns) -> dict[str, Any]:
+    """The shipped new-market table, split and standardized with the SOURCE scaler, and its
+    schema (the source's inputs, its own classes)."""
     raw = pd.read_csv(PROJECT_ROOT / "data/01_raw/phone_prices_new_market.csv")
-    validated = validate_new_market(raw, columns, TRANSFER)
-    train, test = split_new_market(validated, columns, TRANSFER)
+    validated, schema = validate_new_market(raw, columns, TRANSFER)
+    train, test = split_new_market(validated, schema, TRANSFER)
     scaler = model_inputs["scaler"]
     return {
-        "train": standardize(train, scaler, columns),
-        "test": standardize(test, scaler, columns),
+        "train": standardize(train, scaler, schema),
+        "test": standardize(test, scaler, schema),
+        "schema": schema,
     }
 
 
 @pytest.fixture(scope="module")
-def target_columns(columns):
-    return columns.model_copy(update={"classes": TRANSFER.target.classes})
+def target_columns(new_market):
+    """The new market's schema."""
+    return new_market["schema"]
+
+
+@pytest.fixture(scope="module")
+def target_model(architecture, target_columns):
+    """The source architecture with a head of the new market's classes."""
+    return target_columns.network(architecture.model_copy(update={"n_classes": None}))
+
+
+def test_new_market_schema_has_the_source_inputs_and_its_own_classes(columns, target_columns):
+    assert target_columns.inputs == columns.inputs and target_columns.target == columns.target
+    assert target_columns.classes == TRANSFER.target.classes == [0, 1, 2]
+
+
+def test_new_market_without_the_source_features_is_refused(columns):
+    raw = pd.read_csv(PROJECT_ROOT / "data/01_raw/phone_prices_new_market.csv")
+    with pytest.raises(DataValidationError, match=r"lacks 1 of its feature column\(s\) \['ram'\]"):
+        validate_new_market(raw.drop(columns="ram"), columns, TRANSFER)
 
 
 def test_shipped_new_market_table_is_the_generators_default_output():
@@ -111,7 +133,7 @@ def test_source_model_loses_its_head(source_state, columns, architecture):
 def test_source_model_of_another_input_width_is_refused(columns, architecture):
     narrow = architecture.model_copy(update={"input_dim": 12})
     state = mlp_from_params(narrow).state_dict()
-    with pytest.raises(ValueError, match=r"takes 12 input features .* has 20 feature columns"):
+    with pytest.raises(ValueError, match=r"model\.input_dim: is 12 but .* gives 20 \(20 numeric"):
         prepare_source_model(state, narrow, columns)
     # The parameters describe 20 inputs, the saved weights take 12: load_mlp names the shape.
     with pytest.raises(ValueError, match=r"0\.weight: saved \(128, 12\) vs model \(128, 20\)"):
@@ -127,19 +149,19 @@ def test_source_model_of_another_architecture_is_refused(columns, architecture):
 
 
 def test_freezing_keeps_pretrained_weights_bit_identical_and_trains_the_head(
-    source_state, new_market, columns, target_columns, architecture, training
+    source_state, new_market, columns, target_columns, target_model, architecture, training
 ):
     pretrained = prepare_source_model(source_state, architecture, columns)
     torch.manual_seed(42)  # fit_strategy seeds with training.seed before drawing the head
-    before = build_target_network(pretrained, architecture, 3, FREEZE).state_dict()
+    before = build_target_network(pretrained, target_model, FREEZE).state_dict()
     head_before = {k: v for k, v in before.items() if k.startswith(HEAD)}
     model, history, _ = fit_strategy(
         new_market["train"],
         pretrained,
-        model=architecture,
+        model=target_model,
         training=training,
         strategy=FREEZE,
-        columns=target_columns,
+        schema=target_columns,
         seed=42,
     )
     state = model.state_dict()
@@ -153,30 +175,30 @@ def test_freezing_keeps_pretrained_weights_bit_identical_and_trains_the_head(
 
 
 def test_finetuning_moves_pretrained_layers_and_scratch_ignores_them(
-    source_state, new_market, columns, target_columns, architecture, training
+    source_state, new_market, columns, target_columns, target_model, architecture, training
 ):
     pretrained = prepare_source_model(source_state, architecture, columns)
     fit = dict(
-        model=architecture,
+        model=target_model,
         training=training.model_copy(update={"epochs": 1}),
-        columns=target_columns,
+        schema=target_columns,
         seed=42,
     )
     tuned = fit_strategy(new_market["train"], pretrained, strategy=FINETUNE, **fit)[0].state_dict()
     assert all(not torch.equal(tuned[k], v) for k, v in pretrained.items() if k.endswith("weight"))
     # 19 Adam steps at the hidden layers' lr 1e-4 move no weight by more than a few 1e-3.
     assert max((tuned[k] - v).abs().max().item() for k, v in pretrained.items()) < 0.01
-    scratch = build_target_network(pretrained, architecture, 3, SCRATCH).state_dict()
+    scratch = build_target_network(pretrained, target_model, SCRATCH).state_dict()
     assert all(
         not torch.equal(scratch[k], v) for k, v in pretrained.items() if k.endswith("weight")
     )
 
 
 def test_parameter_groups_carry_their_learning_rates(
-    source_state, new_market, columns, target_columns, architecture, training
+    source_state, new_market, columns, target_columns, target_model, architecture, training
 ):
     pretrained = prepare_source_model(source_state, architecture, columns)
-    model = build_target_network(pretrained, architecture, 3, FINETUNE)
+    model = build_target_network(pretrained, target_model, FINETUNE)
     optimizer = build_optimizer(
         parameter_groups(model, 0.01, 0.1), OptimizerParams(name="Adam", lr=0.01)
     )
@@ -193,29 +215,31 @@ def test_parameter_groups_carry_their_learning_rates(
     model, _, _ = fit_strategy(
         new_market["train"],
         pretrained,
-        model=architecture,
+        model=target_model,
         training=sgd,
         strategy=FINETUNE,
-        columns=target_columns,
+        schema=target_columns,
         seed=42,
     )
     torch.manual_seed(42)
-    start = build_target_network(pretrained, architecture, 3, FINETUNE).state_dict()
+    start = build_target_network(pretrained, target_model, FINETUNE).state_dict()
     for name, parameter in model.named_parameters():
         lr = 0.5 if name.startswith(HEAD) else 0.05
         torch.testing.assert_close(parameter.detach() - start[name], -lr * parameter.grad)
 
 
-def test_freezing_leaves_frozen_layers_out_of_the_optimizer(source_state, columns, architecture):
+def test_freezing_leaves_frozen_layers_out_of_the_optimizer(
+    source_state, columns, architecture, target_model
+):
     model = build_target_network(
-        prepare_source_model(source_state, architecture, columns), architecture, 3, FREEZE
+        prepare_source_model(source_state, architecture, columns), target_model, FREEZE
     )
     (head,) = parameter_groups(model, 0.01, 0.1)
     assert [p.shape for p in head["params"]] == [(3, 256), (3,)]
 
 
-def test_learning_curve_subsets_are_nested_stratified_and_repeatable(new_market, columns):
-    train = new_market["train"]
+def test_learning_curve_subsets_are_nested_stratified_and_repeatable(new_market, target_columns):
+    train, columns = new_market["train"], target_columns
     curve = {"sizes": [25, 50, 100, 200], "repeats": 2, "seed": 0}
     transfer = TransferParams.model_validate({**TRANSFER.dump(), "learning_curve": curve})
     points = draw_learning_curve(train, columns, transfer)
@@ -243,10 +267,10 @@ def _transfer_with(path: str, value) -> dict:
     return block
 
 
-def test_learning_curve_larger_than_the_table_is_named(new_market, columns):
+def test_learning_curve_larger_than_the_table_is_named(new_market, target_columns):
     transfer = TransferParams.model_validate(_transfer_with("learning_curve.sizes", [25, 1000]))
     with pytest.raises(ParameterError, match=r"sizes must be row counts between 3 .* and 300"):
-        draw_learning_curve(new_market["train"], columns, transfer)
+        draw_learning_curve(new_market["train"], target_columns, transfer)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from kedro_datasets_experimental.pytorch import PyTorchDataset
 
+from neural_net_lab.datasets.table_schema import TableSchemaDataset
 from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.fit import split_accuracy
 from neural_net_lab.engine.model import load_mlp
@@ -28,7 +29,7 @@ def _runs(client, name=None):
     return client.search_runs([experiment.experiment_id], filter_string=query)
 
 
-def test_transfer_asks_for_the_trained_model_then_runs_every_strategy(project_copy, column_params):
+def test_transfer_asks_for_the_trained_model_then_runs_every_strategy(project_copy):
     run_kedro(project_copy, "data_processing")
     with pytest.raises(MissingInputError) as error:
         run_kedro(project_copy, "transfer", TINY_TRANSFER)
@@ -81,6 +82,7 @@ def test_transfer_asks_for_the_trained_model_then_runs_every_strategy(project_co
         filepath=str(project_copy / "data/06_models/transfer_finetune_model.pt")
     ).load()
     test_set = pd.read_parquet(project_copy / "data/05_model_input/new_market_test_set.parquet")
-    columns = column_params.model_copy(update={"classes": [0, 1, 2]})
-    accuracy = split_accuracy(load_mlp(state, MODEL), test_set, columns)
+    # The new market's inputs and label are the source table's (its run's schema).
+    schema = TableSchemaDataset(filepath=str(project_copy / "data/06_models/table_schema.json"))
+    accuracy = split_accuracy(load_mlp(state, MODEL), test_set, schema.load())
     assert accuracy == pytest.approx(finetune.data.metrics["test_accuracy"])

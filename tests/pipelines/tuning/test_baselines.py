@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
@@ -14,11 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from neural_net_lab.engine.config import ModelParams, TrainingParams
-from neural_net_lab.phone_table import (
-    DataProcessingParams,
-    split_data,
-    validate_phone_prices,
-)
+from neural_net_lab.pipelines.tuning import nodes
 from neural_net_lab.pipelines.tuning.baselines import (
     BaselineParams,
     check_baselines,
@@ -26,8 +23,9 @@ from neural_net_lab.pipelines.tuning.baselines import (
 )
 from neural_net_lab.pipelines.tuning.config import TuningParams
 from neural_net_lab.pipelines.tuning.nodes import prepare_folds
+from neural_net_lab.table import encode_features, encode_labels
 
-from .conftest import SHIPPED
+from .conftest import SHIPPED, tiny_blocks
 
 LOGISTIC = {
     "estimator": "sklearn.linear_model.LogisticRegression",
@@ -50,23 +48,20 @@ def _typed(**entries) -> dict[str, BaselineParams]:
 
 
 @pytest.fixture(scope="module")
-def data(raw_phones, column_params):
+def data(model_inputs):
     """The unscaled training split and its folds, made by the tuning pipeline's own node, and
     the unscaled test split."""
-    split = DataProcessingParams(train_share=0.8, random_state=66, min_rows_per_class=10)
-    train, test = split_data(
-        validate_phone_prices(raw_phones, column_params, split), column_params, split
-    )
-    cv = prepare_folds(
-        train,
-        column_params,
+    schema, test = model_inputs["schema"], model_inputs["test_split"]
+    cv, _ = prepare_folds(
+        model_inputs["train_split"],
+        schema,
         TuningParams.model_validate(SHIPPED["tuning"]),
         ModelParams.model_validate(SHIPPED["model"]),
         TrainingParams.model_validate(SHIPPED["training"]),
     )
-    cv["test_features"] = test[column_params.features].to_numpy(dtype=np.float64)
-    cv["test_labels"] = test[column_params.target].to_numpy()
-    cv["ram"] = column_params.features.index("ram")
+    cv["test_features"] = encode_features(test, schema, "test split")
+    cv["test_labels"] = encode_labels(test, schema, "test split")
+    cv["ram"] = schema.inputs.index("ram")
     return cv
 
 
@@ -254,3 +249,38 @@ def test_a_solver_stopped_at_its_cap_is_one_line_not_a_warning_per_fit(data, cap
     # 5 folds and the refit, each stopped at 2 iterations; the scores are still reported.
     assert line.startswith("Baseline capped: 6 fit(s) stopped at the solver's iteration cap")
     assert 0.25 < result["test_accuracy"] <= 1
+
+
+def test_the_baselines_see_the_networks_one_hot_inputs(clinic):
+    """A text column reaches the baselines one-hot encoded with the training split's
+    categories, as it reaches the network: the node's scores are those of a pipeline fitted
+    by hand on pandas' one-hot columns and the class codes."""
+    schema, train, test = clinic["schema"], clinic["train_split"], clinic["test_split"]
+    blocks = tiny_blocks(
+        folds=3, baselines={"logistic_regression": {**LOGISTIC, "grid": {"C": [1.0]}}}
+    )
+    tuning = TuningParams.model_validate(blocks["tuning"])
+    model, training = (
+        ModelParams.model_validate(blocks["model"]),
+        TrainingParams.model_validate(blocks["training"]),
+    )
+    cv, _ = prepare_folds(train, schema, tuning, model, training)
+    result = nodes.tune_baselines(cv, test, schema, tuning)["logistic_regression"]
+
+    def one_hot(split):
+        shapes = pd.Categorical(split["shape"], categories=schema.categories["shape"])
+        dummies = pd.get_dummies(shapes, prefix="shape", dtype="float64")
+        return pd.concat([split[schema.numeric], dummies], axis=1)[schema.inputs].to_numpy()
+
+    def codes(split):
+        return pd.Index(schema.classes).get_indexer(split["diagnosis"])
+
+    assert schema.categories == {"shape": ["jagged", "oval", "round"]}
+    assert cv["features"] == pytest.approx(one_hot(train), abs=0)
+    pipeline = make_pipeline(
+        StandardScaler(), LogisticRegression(C=1.0, max_iter=5000, random_state=42)
+    )
+    folds = cross_val_score(pipeline, one_hot(train), codes(train), cv=cv["folds"])
+    assert result["fold_accuracy"] == pytest.approx(folds.tolist(), abs=1e-12)
+    refit = pipeline.fit(one_hot(train), codes(train))
+    assert result["test_accuracy"] == refit.score(one_hot(test), codes(test))

@@ -14,14 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
+from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.pipelines.tuning import executor
 from neural_net_lab.pipelines.tuning import study as studies
 from neural_net_lab.pipelines.tuning.config import TuningParams
 from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study
 from neural_net_lab.pipelines.tuning.search_space import check_space, configure
 from neural_net_lab.pipelines.tuning.storage import OptunaStorageDataset
-from tests.conftest import COLUMNS
 
 from .conftest import tiny_blocks
 
@@ -39,10 +38,23 @@ def train_split(raw_phones) -> pd.DataFrame:
     return raw_phones.sample(400, random_state=0).reset_index(drop=True)
 
 
-def _cv_data(train_split, blocks):
+@pytest.fixture(scope="module")
+def schema(model_inputs):
+    return model_inputs["schema"]
+
+
+def _cv_data(train_split, schema, blocks):
+    """The fold data and the model block with the table's widths, as prepare_folds makes them."""
     tuning, model, training = _typed(blocks)
-    return prepare_folds(
-        train_split, ColumnsParams.model_validate(COLUMNS), tuning, model, training
+    return prepare_folds(train_split, schema, tuning, model, training)
+
+
+def _run(train_split, schema, blocks, storage):
+    """run_study as the pipeline calls it: the model block from prepare_folds."""
+    tuning, _, training = _typed(blocks)
+    cv_data, model = _cv_data(train_split, schema, blocks)
+    return run_study(
+        cv_data=cv_data, storage=storage, tuning=tuning, model=model, training=training
     )
 
 
@@ -122,8 +134,10 @@ def test_a_new_optimizer_name_drops_the_old_optimizers_settings():
     assert tuned.epochs == training.epochs  # unsearched settings keep their defaults
 
 
-def test_the_default_configuration_is_the_first_trial_and_penalties_can_be_zero(train_split):
-    data = _cv_data(train_split, tiny_blocks())
+def test_the_default_configuration_is_the_first_trial_and_penalties_can_be_zero(
+    train_split, schema
+):
+    data, model = _cv_data(train_split, schema, tiny_blocks())
     assert data["default_params"] == {
         "training.optimizer": '{"name": "Adam"}',
         "training.optimizer.weight_decay:nonzero": False,
@@ -131,9 +145,10 @@ def test_the_default_configuration_is_the_first_trial_and_penalties_can_be_zero(
     }
     sizes = [len(v) for _, v in data["folds"]]
     assert sum(sizes) == 400 and abs(sizes[0] - sizes[1]) <= 1
+    assert (model.input_dim, model.n_classes) == (20, 4)  # derived from the table's schema
 
 
-def test_a_class_with_fewer_rows_than_folds_is_refused(train_split):
+def test_a_class_with_fewer_rows_than_folds_is_refused(train_split, schema):
     rows = pd.concat(
         [
             train_split[train_split.price_range != 3],
@@ -141,56 +156,43 @@ def test_a_class_with_fewer_rows_than_folds_is_refused(train_split):
         ]
     )
     with pytest.raises(ValueError, match=r"tuning\.folds is 2 .* class\(es\) \{3: 1\}"):
-        _cv_data(rows, tiny_blocks())
+        _cv_data(rows, schema, tiny_blocks())
 
 
-def test_refit_of_an_empty_study_is_refused(train_split, tmp_path):
-    blocks = tiny_blocks(n_trials=0)
-    tuning, model, training = _typed(blocks)
+def test_refit_of_an_empty_study_is_refused(train_split, schema, tmp_path):
     with pytest.raises(ValueError, match="n_trials is 0 but the study 'test' does not exist"):
-        run_study(
-            cv_data=_cv_data(train_split, blocks),
-            storage={"path": str(tmp_path / "j.log")},
-            tuning=tuning,
-            model=model,
-            training=training,
-        )
+        _run(train_split, schema, tiny_blocks(n_trials=0), {"path": str(tmp_path / "j.log")})
 
 
-def test_an_unreachable_dask_address_is_named(train_split, tmp_path):
+def test_a_width_the_table_does_not_give_is_refused_before_any_trial(train_split, schema):
+    blocks = tiny_blocks()
+    blocks["model"]["n_classes"] = 3
+    with pytest.raises(ValueError, match=r"model\.n_classes: is 3 but .* gives 4"):
+        _cv_data(train_split, schema, blocks)
+
+
+def test_an_unreachable_dask_address_is_named(train_split, schema, tmp_path):
     with socket.socket() as probe:  # a free port: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     blocks = tiny_blocks(dask={"address": f"tcp://127.0.0.1:{port}", "connect_timeout": 1})
-    tuning, model, training = _typed(blocks)
     with pytest.raises(
         ValueError,
         match=rf"tuning\.dask\.address: no Dask scheduler answered at tcp://127\.0\.0\.1:{port}",
     ):
-        run_study(
-            cv_data=_cv_data(train_split, blocks),
-            storage={"path": str(tmp_path / "j.log")},
-            tuning=tuning,
-            model=model,
-            training=training,
-        )
+        _run(train_split, schema, blocks, {"path": str(tmp_path / "j.log")})
     assert not (tmp_path / "j.log").exists() or "test" not in (tmp_path / "j.log").read_text()
 
 
-def _trials(train_split, tmp_path, blocks, name="j.log"):
-    tuning, model, training = _typed(blocks)
-    return run_study(
-        cv_data=_cv_data(train_split, blocks),
-        storage={"path": str(tmp_path / name)},
-        tuning=tuning,
-        model=model,
-        training=training,
-    )
+def _trials(train_split, schema, tmp_path, blocks, name="j.log"):
+    trials, study_name = _run(train_split, schema, blocks, {"path": str(tmp_path / name)})
+    assert study_name == blocks["tuning"]["study_name"]
+    return trials
 
 
-def test_one_worker_and_a_fixed_seed_repeat_the_same_trials(train_split, tmp_path):
+def test_one_worker_and_a_fixed_seed_repeat_the_same_trials(train_split, schema, tmp_path):
     blocks = tiny_blocks(n_trials=4, dask={"n_workers": 1, "dashboard_address": None})
-    runs = [_trials(train_split, tmp_path, blocks, name=f"run{i}.log") for i in range(2)]
+    runs = [_trials(train_split, schema, tmp_path, blocks, name=f"run{i}.log") for i in range(2)]
     for a, b in zip(*runs):
         assert (a.params, a.state, a.value, a.user_attrs.get("fold_accuracy")) == (
             b.params,
@@ -201,11 +203,12 @@ def test_one_worker_and_a_fixed_seed_repeat_the_same_trials(train_split, tmp_pat
     assert len(runs[0]) == 4
 
 
-def test_trials_with_stacking_off_score_the_same(train_split, tmp_path):
+def test_trials_with_stacking_off_score_the_same(train_split, schema, tmp_path):
     """tuning.stacked: false trains the folds one after another: the same trial values."""
     runs = [
         _trials(
             train_split,
+            schema,
             tmp_path,
             tiny_blocks(
                 n_trials=3, stacked=stacked, dask={"n_workers": 1, "dashboard_address": None}
@@ -220,8 +223,8 @@ def test_trials_with_stacking_off_score_the_same(train_split, tmp_path):
         assert a.user_attrs.get("fold_accuracy") == b.user_attrs.get("fold_accuracy")
 
 
-def test_a_failing_trial_is_recorded_and_the_study_goes_on(train_split, tmp_path):
-    trials = _trials(train_split, tmp_path, tiny_blocks())
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(train_split, schema, tmp_path):
+    trials = _trials(train_split, schema, tmp_path, tiny_blocks())
     states = [t.state.name for t in trials]
     assert len(trials) == 6 and "RUNNING" not in states
     failed = [t for t in trials if t.state.name == "FAIL"]
@@ -233,7 +236,9 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(train_split, tmp_path
     assert trials[0].user_attrs["default_configuration"] and trials[0].state.name == "COMPLETE"
 
 
-def test_a_worker_killed_mid_study_does_not_lose_the_budget(train_split, tmp_path, monkeypatch):
+def test_a_worker_killed_mid_study_does_not_lose_the_budget(
+    train_split, schema, tmp_path, monkeypatch
+):
     """The first result kills one worker process; Dask reruns its trial elsewhere."""
     blocks = tiny_blocks(n_trials=6)
     blocks["training"]["epochs"] = 20  # trials long enough to be killed while running
@@ -255,7 +260,7 @@ def test_a_worker_killed_mid_study_does_not_lose_the_budget(train_split, tmp_pat
         return optimize(study, client, on_result=kill_once, **kwargs)
 
     monkeypatch.setattr(executor, "optimize", optimize_then_kill)
-    trials = _trials(train_split, tmp_path, blocks)
+    trials = _trials(train_split, schema, tmp_path, blocks)
     assert killed
     assert len(trials) == 6
     assert {t.state.name for t in trials} <= {"COMPLETE", "FAIL"}

@@ -16,14 +16,12 @@ import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams
+from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.data import predict_logits
 from neural_net_lab.engine.model import load_mlp
-from tests.conftest import COLUMNS, mlflow_client, run_kedro
+from tests.conftest import FEATURES, mlflow_client, run_kedro
 
 from .conftest import tiny_blocks, write_local_parameters
-
-COLUMNS_TYPED = ColumnsParams.model_validate(COLUMNS)
 
 
 def _children(client, parent_id):
@@ -117,7 +115,7 @@ def _check_tuned_inference(project_copy, model, members):
     assert priced[columns].to_numpy() == pytest.approx(served[columns].to_numpy(), abs=1e-9)
 
     state = torch.load(data / "06_models/tuned_ensemble.pt", weights_only=True)
-    raw = torch.from_numpy(phones[COLUMNS_TYPED.features].to_numpy("float64"))
+    raw = torch.from_numpy(phones[FEATURES].to_numpy("float64"))
     by_hand = []
     for k in range(members):
         network = load_mlp(
@@ -144,7 +142,7 @@ def _check_tuned_environment(project_copy, tuned):
     assert len(history["train_loss"]) == tuned["training"]["epochs"]
 
 
-def test_tuning_runs_resumes_refits_and_refuses_other_data(project_copy):
+def test_tuning_runs_resumes_refits_and_keeps_other_data_apart(project_copy):
     write_local_parameters(project_copy, tiny_blocks())
     run_kedro(project_copy, "tuning")
 
@@ -205,10 +203,11 @@ def test_tuning_runs_resumes_refits_and_refuses_other_data(project_copy):
     run_kedro(project_copy, "tuning")
     assert len(pd.read_csv(data / "08_reporting/tuning_trials.csv")) == 8
 
-    # Other data under the same study name is refused.
+    # Other data under the same study name goes to a sibling study named after the data
+    # (tests/pipelines/tuning/test_study_names.py): with n_trials 0 there is none to refit.
     raw = data / "01_raw/phone_prices.csv"
     pd.read_csv(raw).iloc[:-40].to_csv(raw, index=False)
-    with pytest.raises(ValueError, match="Set a new tuning.study_name"):
+    with pytest.raises(ValueError, match=r"n_trials is 0 but the study 'test-[0-9a-f]{8}' does"):
         run_kedro(project_copy, "tuning")
 
 

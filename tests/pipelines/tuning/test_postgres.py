@@ -21,12 +21,12 @@ import psycopg
 import pytest
 import yaml
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
+from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.pipelines.tuning import study as studies
 from neural_net_lab.pipelines.tuning.config import TuningParams
 from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study
 from neural_net_lab.pipelines.tuning.storage import StudyStorageError, database_url
-from tests.conftest import COLUMNS, PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT
 
 from .conftest import tiny_blocks, write_local_parameters
 
@@ -176,7 +176,7 @@ def test_two_drivers_at_once_share_one_study_in_postgres(postgres, project_copy,
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the simulated drivers
 def test_a_trial_whose_driver_stopped_beating_is_failed_by_the_next_run(
-    postgres, raw_phones, monkeypatch
+    postgres, raw_phones, table_schema, monkeypatch
 ):
     url = postgres("heartbeats")
     blocks = _tiny(
@@ -187,10 +187,11 @@ def test_a_trial_whose_driver_stopped_beating_is_failed_by_the_next_run(
     # A trial of seconds (about 2.5 s on a 2-core Xeon), longer than the heartbeat interval.
     blocks["training"]["epochs"] = 1000
     tuning = TuningParams.model_validate(blocks["tuning"])
-    model = ModelParams.model_validate(blocks["model"])
     training = TrainingParams.model_validate(blocks["training"])
     rows = raw_phones.sample(400, random_state=0).reset_index(drop=True)
-    cv_data = prepare_folds(rows, ColumnsParams.model_validate(COLUMNS), tuning, model, training)
+    cv_data, model = prepare_folds(
+        rows, table_schema, tuning, ModelParams.model_validate(blocks["model"]), training
+    )
     data = {k: cv_data[k] for k in ("features", "labels", "folds")}
     beats: dict[int, list[float]] = {}
     record = optuna.storages.RDBStorage.record_heartbeat
@@ -226,7 +227,7 @@ def test_a_trial_whose_driver_stopped_beating_is_failed_by_the_next_run(
     beating.start()
     try:
         time.sleep(tuning.heartbeat.grace_period + 0.5)
-        trials = run_study(
+        trials, _ = run_study(
             cv_data=cv_data, storage={"url": url}, tuning=tuning, model=model, training=training
         )
     finally:

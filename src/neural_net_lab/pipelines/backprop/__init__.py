@@ -1,5 +1,5 @@
 """backprop: hand-derived gradients vs autograd vs finite differences, on the lesson's network
-and the phone-price MLP. Imports the engine and phone_table; its pipeline includes
+and the table's MLP. Imports the engine and table; its pipeline includes
 data_processing's."""
 
 from .pipeline import create_pipeline

@@ -3,8 +3,8 @@
 Two networks get the same three-way check:
 - the lesson's network (sigmoid layers, loss ½·Σ(output − target)², one example), every number
   from ``params:backprop``; its backward pass is written out in ``lesson_network``;
-- the phone-price MLP of ``params:model`` at a seeded initialization on a few real rows of
-  ``train_set``; its backward pass is the engine's ``ManualMLPGradient`` (the lesson's formulas
+- the MLP of ``params:model`` (its widths those of the user's table) at a seeded
+  initialization on a few real rows of ``train_set``; its backward pass is the engine's ``ManualMLPGradient`` (the lesson's formulas
   layer by layer; training runs them batched in ``engine.stack``).
 Everything runs in float64, so that the three methods can agree to ~1e-10 and any larger
 difference is a bug rather than rounding. The finite differences are in
@@ -23,12 +23,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams, OptimizerParams
+from neural_net_lab.engine.config import ModelParams, OptimizerParams
+from neural_net_lab.engine.data import to_tensors
 from neural_net_lab.engine.manual_grad import ManualMLPGradient
 from neural_net_lab.engine.model import mlp_from_params
 from neural_net_lab.engine.optim import build_optimizer
 from neural_net_lab.engine.seeding import seed_everything
-from neural_net_lab.phone_table import check_feature_table
+from neural_net_lab.table import TableSchema
 
 from . import lesson_network as lesson
 from .finite_differences import Gradients, central_differences
@@ -145,29 +146,18 @@ def compare_gradients(
     return comparison
 
 
-# ---- the phone-price MLP ----------------------------------------------------------------
+# ---- the table's MLP --------------------------------------------------------------------
 def select_check_rows(
-    train_set: pd.DataFrame, columns: ColumnsParams, model: ModelParams, check: MlpCheck
+    train_set: pd.DataFrame, schema: TableSchema, check: MlpCheck
 ) -> dict[str, torch.Tensor]:
-    """The first ``backprop.mlp_check.rows`` rows of the training set as float64 features and labels."""
+    """The first ``backprop.mlp_check.rows`` rows of the training set (the model input: scaled
+    inputs and class codes) as float64 features and int64 labels."""
     if check.rows > len(train_set):
         raise ValueError(
             f"backprop.mlp_check.rows is {check.rows} but train_set has {len(train_set)} rows"
         )
-    head = train_set.head(check.rows)
-    features = check_feature_table(head, columns, "train_set")
-    if columns.target not in head.columns:
-        raise KeyError(f"train_set: label column '{columns.target}' is missing")
-    labels = head[columns.target].to_numpy(dtype="int64")
-    outside = sorted({int(v) for v in labels if not 0 <= v < model.n_classes})
-    if outside:
-        raise ValueError(
-            f"train_set: labels {outside} are outside 0..{model.n_classes - 1} (model.n_classes)"
-        )
-    return {
-        "features": torch.tensor(features.to_numpy(dtype="float64")),
-        "labels": torch.tensor(labels),
-    }
+    features, labels = to_tensors(train_set.head(check.rows), schema.inputs, schema.target)
+    return {"features": features.double(), "labels": labels}
 
 
 def initialize_mlp(model: ModelParams, check: MlpCheck) -> dict[str, torch.Tensor]:

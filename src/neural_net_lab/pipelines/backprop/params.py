@@ -1,4 +1,4 @@
-"""The typed ``backprop`` block: the lesson's network and the phone-price MLP check."""
+"""The typed ``backprop`` block: the lesson's network and the table's MLP check."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 The lesson's sigmoid network (every number in parameters_backprop.yml) gets a hand-derived
 backward pass, an autograd pass with one SGD step, and the gradient-accumulation demonstration;
-the phone-price MLP of ``params:model`` gets the same three-way check on rows of ``train_set``.
+the MLP of ``params:model``, with the widths of the table (``table_schema``), gets the same
+three-way check on rows of ``train_set``.
 ``train_set`` comes from the data_processing pipeline's own nodes, so that a fresh checkout
 runs ``kedro run --pipelines backprop`` on its own (as ``optimizers`` does).
 """
@@ -10,6 +11,7 @@ runs ``kedro run --pipelines backprop`` on its own (as ``optimizers`` does).
 from kedro.pipeline import Node, Pipeline
 
 from neural_net_lab.pipelines.data_processing.pipeline import create_pipeline as data_processing
+from neural_net_lab.table import network_for_table
 
 from .nodes import (
     autograd_sgd_step,
@@ -25,7 +27,7 @@ from .nodes import (
 )
 from .report import mlp_report, network_report, write_report
 
-_MLP_INPUTS = ["backprop_mlp_weights", "params:model", "backprop_mlp_batch"]
+_MLP_INPUTS = ["backprop_mlp_weights", "backprop_mlp_model", "backprop_mlp_batch"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -77,14 +79,20 @@ def create_pipeline(**kwargs) -> Pipeline:
     phone_price_mlp = Pipeline(
         [
             Node(
+                network_for_table,
+                ["params:model", "table_schema"],
+                "backprop_mlp_model",
+                name="network_for_table",
+            ),
+            Node(
                 select_check_rows,
-                ["train_set", "params:columns", "params:model", "params:backprop.mlp_check"],
+                ["train_set", "table_schema", "params:backprop.mlp_check"],
                 "backprop_mlp_batch",
                 name="select_check_rows",
             ),
             Node(
                 initialize_mlp,
-                ["params:model", "params:backprop.mlp_check"],
+                ["backprop_mlp_model", "params:backprop.mlp_check"],
                 "backprop_mlp_weights",
                 name="initialize_mlp",
             ),
@@ -115,7 +123,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 mlp_report,
                 [
-                    "params:model",
+                    "backprop_mlp_model",
                     "backprop_mlp_batch",
                     "params:backprop.mlp_check",
                     "backprop_mlp_manual",

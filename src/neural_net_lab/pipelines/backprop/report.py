@@ -1,4 +1,4 @@
-"""The backprop report: the lesson network's section, the phone-price MLP's section, and the
+"""The backprop report: the lesson network's section, the table's MLP section, and the
 whole written as ``backprop_report.json`` with its headline figures as MLflow metrics."""
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def mlp_report(
     manual: dict[str, Any],
     comparison: dict[str, Any],
 ) -> dict[str, Any]:
-    """The phone-price MLP's section of the report: relative error per parameter tensor."""
+    """The MLP's section of the report: relative error per parameter tensor."""
     return {
         "model": model.dump(),
         "rows": int(batch["labels"].shape[0]),

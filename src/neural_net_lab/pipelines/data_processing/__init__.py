@@ -1,5 +1,6 @@
-"""data_processing: the phone table validated, split and standardized. The checks, split and
-scaling live in phone_table, which every pipeline that reads phones imports; so does this one."""
+"""data_processing: the table validated, its schema derived, split and standardized. The checks,
+schema, split and scaling live in neural_net_lab.table, which every pipeline that reads the
+table imports; so does this one."""
 
 from .pipeline import create_pipeline
 

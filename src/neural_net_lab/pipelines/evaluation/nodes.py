@@ -9,10 +9,11 @@ import pandas as pd
 from matplotlib import pyplot as plt
 from sklearn.metrics import ConfusionMatrixDisplay, classification_report, confusion_matrix
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams
+from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.data import predict_logits, to_tensors
 from neural_net_lab.engine.model import load_mlp
 from neural_net_lab.linear_baseline import classification_scores, score_logistic_baseline
+from neural_net_lab.table import TableSchema
 
 __all__ = [  # score_logistic_baseline is a node of this pipeline too
     "combine_metrics",
@@ -24,32 +25,34 @@ __all__ = [  # score_logistic_baseline is a node of this pipeline too
 
 
 def predict_test_set(
-    model_state: dict[str, Any], test_set: pd.DataFrame, model: ModelParams, columns: ColumnsParams
+    model_state: dict[str, Any], test_set: pd.DataFrame, model: ModelParams, schema: TableSchema
 ) -> np.ndarray:
-    """Predicted price range of every test phone, from the saved weights."""
-    network = load_mlp(model_state, model)
-    features, _ = to_tensors(test_set, columns.features)
+    """Predicted class code of every test row, from the saved weights."""
+    network = load_mlp(model_state, schema.network(model))
+    features, _ = to_tensors(test_set, schema.inputs)
     return predict_logits(network, features).argmax(dim=1).numpy()
 
 
 def score_network(
-    predicted: np.ndarray, test_set: pd.DataFrame, columns: ColumnsParams
+    predicted: np.ndarray, test_set: pd.DataFrame, schema: TableSchema
 ) -> tuple[dict[str, float], dict[str, Any], plt.Figure]:
-    """Test accuracy, macro precision/recall/F1, per-class report and confusion matrix plot."""
-    labels = test_set[columns.target].to_numpy()
-    classes = columns.classes
+    """Test accuracy, macro precision/recall/F1, per-class report and confusion matrix plot,
+    the classes named by the table's own labels."""
+    codes = test_set[schema.target].to_numpy()
+    every = list(range(schema.n_classes))
+    names = [str(label) for label in schema.classes]
     report = classification_report(
-        labels, predicted, labels=classes, output_dict=True, zero_division=0
+        codes, predicted, labels=every, target_names=names, output_dict=True, zero_division=0
     )
     figure, axis = plt.subplots(figsize=(5, 4.5))
     ConfusionMatrixDisplay(
-        confusion_matrix(labels, predicted, labels=classes), display_labels=classes
+        confusion_matrix(codes, predicted, labels=every), display_labels=names
     ).plot(ax=axis, colorbar=False, cmap="Blues")
-    axis.set_title("Phone-price MLP: test confusion matrix")
-    axis.set_xlabel("predicted price_range")
-    axis.set_ylabel("true price_range")
+    axis.set_title(f"{schema.name}: test confusion matrix")
+    axis.set_xlabel(f"predicted {schema.target}")
+    axis.set_ylabel(f"true {schema.target}")
     figure.tight_layout()
-    return classification_scores(labels, predicted, ""), report, figure
+    return classification_scores(codes, predicted, ""), report, figure
 
 
 def combine_metrics(

@@ -16,19 +16,19 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 predict_test_set,
-                inputs=["phone_price_model", "test_set", "params:model", "params:columns"],
+                inputs=["phone_price_model", "test_set", "params:model", "table_schema"],
                 outputs="test_predictions",
                 name="predict_test_set",
             ),
             Node(
                 score_network,
-                inputs=["test_predictions", "test_set", "params:columns"],
+                inputs=["test_predictions", "test_set", "table_schema"],
                 outputs=["network_metrics", "classification_report", "confusion_matrix_plot"],
                 name="score_network",
             ),
             Node(
                 score_logistic_baseline,
-                inputs=["fit_set", "test_set", "params:columns", "params:evaluation"],
+                inputs=["fit_set", "test_set", "table_schema", "params:evaluation"],
                 outputs="baseline_metrics",
                 name="score_logistic_baseline",
             ),

@@ -1,5 +1,6 @@
-"""inference: price new phones from a CSV with the persisted scaler and trained network (or the
-tuned one, ``network_choice``). Imports the engine, phone_table, serving and pipeline_registry."""
+"""inference: classify new rows from a CSV with the persisted schema, scaler and trained
+network (or the tuned one, ``network_choice``). Imports the engine, table, serving and
+pipeline_registry."""
 
 from .pipeline import create_pipeline
 

@@ -6,14 +6,14 @@ parameters (``--params`` included) or, outside a run (``kedro viz``), the projec
 
 from __future__ import annotations
 
-from neural_net_lab.pipeline_registry import project_parameters
+from neural_net_lab.run_config import parameters
 
 NETWORKS = ("default", "tuned")
 
 
 def inference_network() -> str:
     """``inference.network``: ``default`` (the training pipeline's network) or ``tuned``."""
-    block = (project_parameters() or {}).get("inference") or {}
+    block = (parameters() or {}).get("inference") or {}
     choice = block.get("network", "default") if hasattr(block, "get") else "default"
     if choice not in NETWORKS:
         raise ValueError(f"inference.network must be one of {list(NETWORKS)}, got {choice!r}")

@@ -1,6 +1,7 @@
-"""inference: price new phones with the persisted scaler and trained network.
+"""inference: classify new rows with the persisted schema, scaler and trained network.
 
-Reads ``phones_to_price`` (an id and the 20 features, no label), writes ``price_predictions``.
+Reads ``phones_to_price`` (an id and the table's features, no label), writes
+``price_predictions``.
 The same path, bundled as one MLflow model, is logged and registered by the training run.
 ``inference.network: tuned`` prices with what the tuning pipeline serves as ``@tuned`` (its
 fold ensemble or its refit, as tuned_parameters.yml's ``final`` says).
@@ -24,14 +25,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "tuned_ensemble",
                     "tuned_phone_price_model",
                     "scaler",
-                    "params:columns",
+                    "table_schema",
                 ],
                 outputs="tuned_classifier",
                 name="tuned_classifier",
             ),
             Node(
                 price_phones_with,
-                inputs=["validated_phones_to_price", "tuned_classifier", "params:columns"],
+                inputs=["validated_phones_to_price", "tuned_classifier", "table_schema"],
                 outputs="price_predictions",
                 name="price_phones",
             ),
@@ -45,7 +46,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "scaler",
                     "phone_price_model",
                     "params:model",
-                    "params:columns",
+                    "table_schema",
                 ],
                 outputs="price_predictions",
                 name="price_phones",
@@ -55,7 +56,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 validate_phones_to_price,
-                inputs=["phones_to_price", "params:columns"],
+                inputs=["phones_to_price", "table_schema"],
                 outputs="validated_phones_to_price",
                 name="validate_phones_to_price",
             ),

@@ -1,5 +1,5 @@
 """optimizers: the MLP trained once per optimizer, the weighted average and optimizer paths.
-Imports the engine, phone_table, variants and reporting; its pipeline includes data_processing's
+Imports the engine, table, variants and reporting; its pipeline includes data_processing's
 and training's."""
 
 from .pipeline import create_pipeline

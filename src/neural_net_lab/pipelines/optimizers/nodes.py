@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams, OptimizerParams, TrainingParams
-from neural_net_lab.phone_table import check_feature_table
+from neural_net_lab.engine.config import ModelParams, OptimizerParams, TrainingParams
+from neural_net_lab.table import TableSchema
 from neural_net_lab.variants import check_variant_blocks
 
 from .params import EwaParams, FormulaPairsParams, TrajectoriesParams
@@ -39,22 +39,29 @@ def check_variants(  # noqa: PLR0917 - Kedro passes a node's inputs by position
     variants: Mapping[str, Any],  # as the parameters hold it: check_variant_blocks types it
     model: ModelParams,
     training: TrainingParams,
-    columns: ColumnsParams,
+    schema: TableSchema,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Checks every variant's settings and the input tables; passes the tables on unchanged.
+    """Checks every variant's settings (the widths of the table too) and that the input
+    tables hold the schema's inputs and label; passes the tables on unchanged.
 
     The trainings read the tables from this node, so a bad setting in any variant stops the
     run before the first epoch of any of them.
     """
-    check_variant_blocks("optimizers", variants, model, training)
+    for name, (model_cfg, _) in check_variant_blocks(
+        "optimizers", variants, model, training
+    ).items():
+        schema.network(model_cfg, f"optimizers: variant {name!r}: model")
     for frame, name in (
         (fit_set, "fit_set"),
         (validation_set, "validation_set"),
         (test_set, "test_set"),
     ):
-        check_feature_table(frame, columns, name)
-        if columns.target not in frame.columns:
-            raise ValueError(f"{name}: missing label column '{columns.target}'")
+        missing = [c for c in [*schema.inputs, schema.target] if c not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"{name}: missing column(s) {missing} of the table schema's inputs and label; "
+                "rerun `kedro run --pipelines data_processing`"
+            )
     logger.info("Optimizer variants checked: %s", ", ".join(map(str, variants)))
     return fit_set, validation_set, test_set
 

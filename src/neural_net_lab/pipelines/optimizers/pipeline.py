@@ -1,4 +1,4 @@
-"""optimizers: the phone-price MLP trained once per optimizer (one MLflow child run each), the
+"""optimizers: the MLP trained once per optimizer (one MLflow child run each), the
 exponentially weighted average, and optimizer paths over two-variable functions.
 
 The trainings are the blocks under ``optimizers`` in the parameters (``variant_names``). The
@@ -44,7 +44,7 @@ def _trainings(names: list[str]) -> Pipeline:
             "params:optimizers",
             "params:model",
             "params:training",
-            "params:columns",
+            "table_schema",
         ],
         outputs=list(_CHECKED.values()),
         name="check_variants",

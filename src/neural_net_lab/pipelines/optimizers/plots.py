@@ -21,7 +21,7 @@ from .surfaces import Paths, Surface, minimum_of, surface_named
 def loss_curves_plot(report: OptimizersReportParams, *results: dict[str, Any]) -> plt.Figure:
     """Every optimizer's training and validation loss and validation accuracy per epoch."""
     figure = plot_histories(
-        results, ["train_loss", "val_loss", "val_accuracy"], "Optimizers: phone-price MLP"
+        results, ["train_loss", "val_loss", "val_accuracy"], "Optimizers: the MLP"
     )
     accuracy_axis = figure.axes[-1]
     accuracy_axis.axhline(report.target_val_accuracy, color="grey", linestyle=":", label="target")

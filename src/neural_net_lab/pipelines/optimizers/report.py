@@ -70,7 +70,7 @@ def comparison_markdown(
         "`training_seconds`: wall time of the training loop (with the per-epoch validation).",
         "Curves: `optimizers_loss_curves.png`; each variant is a child run of this run in MLflow.",
     ]
-    return markdown_table(shown, "Optimizers on the phone-price MLP", notes)
+    return markdown_table(shown, "Optimizers on the MLP", notes)
 
 
 def _scientific(value: float) -> str:

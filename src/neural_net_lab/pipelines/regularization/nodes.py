@@ -152,7 +152,7 @@ def report_markdown(
         "- `training_seconds`: wall-clock time of the training loop on this machine.",
         _dropout_section(dropout_demo),
     ]
-    return markdown_table(table, "Regularization variants on the phone-price MLP", notes)
+    return markdown_table(table, "Regularization variants on the MLP", notes)
 
 
 def _dropout_section(demo: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""regularization: the phone-price MLP trained once per regularization variant, compared.
+"""regularization: the MLP trained once per regularization variant, compared.
 
 Every block under ``regularization`` in the parameters is one variant (``variant_names``): a
 namespaced instance of the training template (``variant_pipeline``) that logs one MLflow child

@@ -12,7 +12,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 split_validation,
-                inputs=["train_set", "params:columns", "params:training"],
+                inputs=["train_set", "table_schema", "params:training", "params:model"],
                 outputs=["fit_set", "validation_set"],
                 name="split_validation",
             ),
@@ -23,7 +23,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "validation_set",
                     "params:model",
                     "params:training",
-                    "params:columns",
+                    "table_schema",
                 ],
                 outputs=["phone_price_model", "training_history"],
                 name="train_model",
@@ -41,7 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "scaler",
                     "phone_prices",
                     "params:model",
-                    "params:columns",
+                    "table_schema",
                     "params:served_model",
                 ],
                 outputs="served_model_info",

@@ -1,5 +1,5 @@
 """transfer: the trained network reused on a small new market (freeze, fine-tune, from scratch,
-a linear baseline). Imports the engine, phone_table, linear_baseline and reporting."""
+a linear baseline). Imports the engine, table, linear_baseline and reporting."""
 
 from .pipeline import create_pipeline
 

@@ -1,6 +1,7 @@
-"""The new market's rows as the strategies see them: its columns and classes, its checked
-table and stratified split, and the nested training subsets of the learning curve. Pure
-functions of the table and the ``transfer`` block; nothing here trains."""
+"""The new market's rows as the strategies see them: its schema (the source table's columns
+and encoding, its own classes), its checked table and stratified split, and the nested
+training subsets of the learning curve. Pure functions of the tables and the ``transfer``
+block; nothing here trains."""
 
 from __future__ import annotations
 
@@ -12,32 +13,49 @@ from sklearn.model_selection import train_test_split
 
 from neural_net_lab.engine.config import ColumnsParams
 from neural_net_lab.engine.errors import ParameterError
-from neural_net_lab.phone_table import split_data, validate_phone_prices
+from neural_net_lab.table import DataValidationError, TableSchema, derive_schema, split_data
 
 from .params import TransferParams
 
-
-def target_columns(columns: ColumnsParams, transfer: TransferParams) -> ColumnsParams:
-    """The shared column description with the new market's classes."""
-    return columns.model_copy(update={"classes": transfer.target.classes})
+MARKET = "new market (phone_prices_new_market)"
 
 
 def validate_new_market(
-    raw: pd.DataFrame, columns: ColumnsParams, transfer: TransferParams
-) -> pd.DataFrame:
-    """Validates the new market's table with the main table's rules and its own classes."""
-    return validate_phone_prices(raw, target_columns(columns, transfer), transfer.target)
+    raw: pd.DataFrame, source: TableSchema, transfer: TransferParams
+) -> tuple[pd.DataFrame, TableSchema]:
+    """Validates the new market's table with the source table's rules and columns and its own
+    classes; returns it and its schema: the source's features and encoding (the pretrained
+    layers expect the source's inputs), the new market's classes.
+
+    Transfer is the phone lesson: the new market is generated phones. A network trained on
+    another table is refused here, before anything trains."""
+    lacking = [c for c in source.features if c not in raw.columns]
+    if lacking:
+        raise DataValidationError(
+            f"{MARKET}: transfer adapts the network trained on {source.name!r} to a new "
+            f"market of phones, which lacks {len(lacking)} of its feature column(s) "
+            f"{lacking[:5]}: the transfer lesson runs on the shipped phone table only "
+            "(catalog entry phone_prices at data/01_raw/phone_prices.csv; run `kedro run` "
+            "with it first)"
+        )
+    columns = ColumnsParams(
+        target=source.target, features=source.features, classes=transfer.target.classes
+    )
+    validated, own = derive_schema(
+        raw, columns, transfer.target.model_copy(update={"table_name": MARKET})
+    )
+    return validated, source.model_copy(update={"name": MARKET, "classes": own.classes})
 
 
 def split_new_market(
-    validated: pd.DataFrame, columns: ColumnsParams, transfer: TransferParams
+    validated: pd.DataFrame, schema: TableSchema, transfer: TransferParams
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified train/test split of the new market with its own share and random state."""
-    return split_data(validated, columns, transfer.target)
+    return split_data(validated, schema, transfer.target)
 
 
 def draw_learning_curve(
-    train_set: pd.DataFrame, columns: ColumnsParams, transfer: TransferParams
+    train_set: pd.DataFrame, schema: TableSchema, transfer: TransferParams
 ) -> list[dict[str, Any]]:
     """Nested stratified subsets of the training rows: one per curve size and repeat.
 
@@ -46,7 +64,7 @@ def draw_learning_curve(
     The full split is always the last point.
     """
     curve = transfer.learning_curve
-    n_rows, labels = len(train_set), train_set[columns.target].to_numpy()
+    n_rows, labels = len(train_set), train_set[schema.target].to_numpy()
     n_classes = len(np.unique(labels))
     if not all(n_classes <= size <= n_rows for size in curve.sizes):
         raise ParameterError(

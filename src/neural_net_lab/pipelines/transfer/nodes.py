@@ -15,7 +15,7 @@ from matplotlib import pyplot as plt
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
+from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.data import to_tensors
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.fit import split_accuracy
@@ -24,8 +24,8 @@ from neural_net_lab.engine.seeding import seed_everything
 from neural_net_lab.engine.tracking import child_run, log_curves, log_history_and_metrics
 from neural_net_lab.engine.training import start_training
 from neural_net_lab.reporting import markdown_table
+from neural_net_lab.table import TableSchema
 
-from .market import target_columns
 from .params import StrategyParams, TransferParams
 from .surgery import build_target_network, parameter_groups
 
@@ -37,14 +37,15 @@ def fit_strategy(
     model: ModelParams,
     training: TrainingParams,
     strategy: StrategyParams,
-    columns: ColumnsParams,
+    schema: TableSchema,
     seed: int,
 ) -> tuple[nn.Sequential, dict[str, list[float]], float]:
-    """Builds the strategy's network and trains it on ``subset``: model, history, seconds."""
+    """Builds the strategy's network (``model``: the source widths with the new market's
+    classes) and trains it on ``subset``: model, history, seconds."""
     generator = seed_everything(seed)  # before building: the new head's init draws from it
-    network = build_target_network(pretrained, model, len(columns.classes), strategy)
+    network = build_target_network(pretrained, model, strategy)
     groups = parameter_groups(network, training.optimizer.lr, strategy.hidden_lr_factor)
-    features, labels = to_tensors(subset, columns.features, columns.target)
+    features, labels = to_tensors(subset, schema.inputs, schema.target)
     started = time.perf_counter()
     description = f"{strategy.name} on {len(subset)} rows"
     epochs = start_training(
@@ -62,7 +63,7 @@ def run_strategy(  # noqa: PLR0917 - Kedro passes a node's inputs by position
     model: ModelParams,
     training: TrainingParams,
     transfer: TransferParams,
-    columns: ColumnsParams,
+    schema: TableSchema,
     *,
     strategy: str,
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -77,8 +78,8 @@ def run_strategy(  # noqa: PLR0917 - Kedro passes a node's inputs by position
         raise ParameterError(
             "transfer.training.optimizer.lr must be set: the parameter groups scale it"
         )
-    columns = target_columns(columns, transfer)
-    target_model = model.model_copy(update={"n_classes": len(columns.classes)})
+    # The source's widths with a head of the new market's classes.
+    target_model = schema.network(model.model_copy(update={"n_classes": None}))
     params = {
         "strategy": settings.dump(),
         # validation_share is not used: all the few rows train, the test split scores.
@@ -93,10 +94,10 @@ def run_strategy(  # noqa: PLR0917 - Kedro passes a node's inputs by position
             network, history, seconds = fit_strategy(
                 subset,
                 pretrained,
-                model=model,
+                model=target_model,
                 training=training_cfg,
                 strategy=settings,
-                columns=columns,
+                schema=schema,
                 seed=training_cfg.seed + point["repeat"],
             )
             points.append(
@@ -104,8 +105,8 @@ def run_strategy(  # noqa: PLR0917 - Kedro passes a node's inputs by position
                     "strategy": settings.name,
                     "rows": point["rows"],
                     "repeat": point["repeat"],
-                    "train_accuracy": split_accuracy(network, subset, columns),
-                    "test_accuracy": split_accuracy(network, test_set, columns),
+                    "train_accuracy": split_accuracy(network, subset, schema),
+                    "test_accuracy": split_accuracy(network, test_set, schema),
                     "training_seconds": seconds,
                 }
             )
@@ -143,11 +144,11 @@ def score_linear_baseline(
     train_set: pd.DataFrame,
     test_set: pd.DataFrame,
     subsets: list[dict[str, Any]],
-    columns: ColumnsParams,
+    schema: TableSchema,
     transfer: TransferParams,
 ) -> dict[str, Any]:
     """LogisticRegression on the same curve points: what a linear model gets from the rows alone."""
-    features, target = columns.features, columns.target
+    features, target = list(schema.inputs), schema.target
     points = []
     for point in subsets:
         subset = train_set.iloc[point["index"]]

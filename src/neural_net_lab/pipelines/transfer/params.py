@@ -10,7 +10,7 @@ from neural_net_lab.engine.config import Block, NonNegativeInt, PositiveFloat, P
 from neural_net_lab.engine.errors import setting_error
 from neural_net_lab.engine.overrides import TrainingOverrides
 from neural_net_lab.linear_baseline import LogisticBaselineParams
-from neural_net_lab.phone_table import DataProcessingParams
+from neural_net_lab.table import DataProcessingParams
 
 # One pipeline instance per name, each reading its block transfer.strategies.<name>. Kedro
 # builds pipelines before it reads parameters, so a new strategy needs its name here too.

@@ -10,7 +10,7 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
-from neural_net_lab.phone_table import standardize
+from neural_net_lab.table import standardize
 
 from .market import draw_learning_curve, split_new_market, validate_new_market
 from .nodes import run_strategy, score_linear_baseline, summarize_learning_curve
@@ -18,6 +18,7 @@ from .params import STRATEGIES
 from .surgery import prepare_source_model
 
 SHARED_INPUTS = {
+    "new_market_schema",
     "new_market_train_set",
     "new_market_test_set",
     "new_market_curve_subsets",
@@ -44,7 +45,7 @@ def strategy_pipeline(strategy: str) -> Pipeline:
                     "params:model",
                     "params:training",
                     "params:transfer",
-                    "params:columns",
+                    "new_market_schema",
                 ],
                 outputs=["model", "result"],
                 name="run_strategy",
@@ -55,7 +56,7 @@ def strategy_pipeline(strategy: str) -> Pipeline:
         template,
         namespace=f"transfer.{strategy}",
         inputs=SHARED_INPUTS,
-        parameters={"params:model", "params:training", "params:transfer", "params:columns"},
+        parameters={"params:model", "params:training", "params:transfer"},
     )
 
 
@@ -64,37 +65,37 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 validate_new_market,
-                inputs=["phone_prices_new_market", "params:columns", "params:transfer"],
-                outputs="validated_new_market",
+                inputs=["phone_prices_new_market", "table_schema", "params:transfer"],
+                outputs=["validated_new_market", "new_market_schema"],
                 name="validate_new_market",
             ),
             Node(
                 split_new_market,
-                inputs=["validated_new_market", "params:columns", "params:transfer"],
+                inputs=["validated_new_market", "new_market_schema", "params:transfer"],
                 outputs=["new_market_train_split", "new_market_test_split"],
                 name="split_new_market",
             ),
             Node(
                 standardize,
-                inputs=["new_market_train_split", "scaler", "params:columns"],
+                inputs=["new_market_train_split", "scaler", "new_market_schema"],
                 outputs="new_market_train_set",
                 name="standardize_new_market_train",
             ),
             Node(
                 standardize,
-                inputs=["new_market_test_split", "scaler", "params:columns"],
+                inputs=["new_market_test_split", "scaler", "new_market_schema"],
                 outputs="new_market_test_set",
                 name="standardize_new_market_test",
             ),
             Node(
                 draw_learning_curve,
-                inputs=["new_market_train_set", "params:columns", "params:transfer"],
+                inputs=["new_market_train_set", "new_market_schema", "params:transfer"],
                 outputs="new_market_curve_subsets",
                 name="draw_learning_curve",
             ),
             Node(
                 prepare_source_model,
-                inputs=["phone_price_model", "params:model", "params:columns"],
+                inputs=["phone_price_model", "params:model", "table_schema"],
                 outputs="pretrained_layers",
                 name="prepare_source_model",
             ),
@@ -108,7 +109,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "new_market_train_set",
                     "new_market_test_set",
                     "new_market_curve_subsets",
-                    "params:columns",
+                    "new_market_schema",
                     "params:transfer",
                 ],
                 outputs="transfer.logistic_regression.result",

@@ -10,28 +10,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from neural_net_lab.engine.config import ColumnsParams, ModelParams
+from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.model import load_mlp, mlp_from_params
+from neural_net_lab.table import TableSchema
 
 from .params import StrategyParams
 
 
 def prepare_source_model(
-    state: dict[str, torch.Tensor], model: ModelParams, columns: ColumnsParams
+    state: dict[str, torch.Tensor], model: ModelParams, schema: TableSchema
 ) -> dict[str, torch.Tensor]:
-    """Checks the saved network against ``model`` and the features; returns its hidden layers.
+    """Checks the saved network against ``model`` with the source table's widths; returns its
+    hidden layers.
 
     The old head (one logit per source class) is dropped: every strategy gets a new head.
     """
-    source = load_mlp(state, model)  # names any architecture mismatch
-    width = next(m for m in source if isinstance(m, nn.Linear)).in_features
-    n_features = len(columns.features)
-    if width != n_features:
-        raise ValueError(
-            f"the source model takes {width} input features (model.input_dim) but the new "
-            f"market has {n_features} feature columns (columns.features): transfer needs the "
-            "same features, in the same order, as the model was trained on"
-        )
+    source = load_mlp(state, schema.network(model))  # names any architecture mismatch
     head = f"{len(source) - 1}."
     return {k: v.detach().clone() for k, v in source.state_dict().items() if not k.startswith(head)}
 
@@ -39,15 +33,14 @@ def prepare_source_model(
 def build_target_network(
     pretrained: Mapping[str, torch.Tensor],
     model: ModelParams,
-    n_classes: int,
     strategy: StrategyParams,
 ) -> nn.Sequential:
-    """The source architecture with a new head of ``n_classes`` logits.
+    """The source architecture with the head ``model`` describes (one logit per new class).
 
     With ``init: pretrained`` the hidden layers start from the source weights, and with
     ``freeze: true`` they keep them (``requires_grad=False``); the head always starts random.
     """
-    network = mlp_from_params(model.model_copy(update={"n_classes": n_classes}))
+    network = mlp_from_params(model)
     head = len(network) - 1
     if strategy.init == "pretrained":
         # Strict: a hidden-layer key or shape that does not fit is named by PyTorch.

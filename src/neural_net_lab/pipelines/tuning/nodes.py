@@ -21,7 +21,7 @@ from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
 from neural_net_lab.datasets.tuned_parameters import TunedParams
-from neural_net_lab.engine.config import ColumnsParams, ModelParams, TrainingParams
+from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.cv import cross_validate
 from neural_net_lab.engine.ensemble import build_ensemble, load_ensemble, state_of
 from neural_net_lab.engine.fit import fit_classifier
@@ -32,6 +32,7 @@ from neural_net_lab.serving import (
     scaled_network,
     tuned_classifier,
 )
+from neural_net_lab.table import TableSchema, encode_features, encode_labels
 
 from . import reports, scoring
 from .baselines import check_baselines
@@ -44,34 +45,40 @@ logger = logging.getLogger(__name__)
 
 def prepare_folds(
     train_split: pd.DataFrame,
-    columns: ColumnsParams,
+    schema: TableSchema,
     tuning: TuningParams,
     model: ModelParams,
     training: TrainingParams,
-) -> dict[str, Any]:
-    """The unscaled training rows and their stratified folds; checks the search space.
+) -> tuple[dict[str, Any], ModelParams]:
+    """The training rows encoded as the network sees them before scaling (float64 inputs,
+    text columns one-hot) with their class codes and stratified folds; and the ``model``
+    block with the widths the table gives, which every trial, the default network and the
+    tuned blocks start from.
 
     Every check that can fail on the configuration runs here, before any trial.
     """
-    default_params = check_space(tuning.search_space, model, training)
+    network = schema.network(model)
+    default_params = check_space(tuning.search_space, network, training)
     check_baselines(tuning.baselines)
-    labels = train_split[columns.target].to_numpy()
-    counts = pd.Series(labels).value_counts()
+    labels = encode_labels(train_split, schema, "training split")
+    counts = pd.Series(schema.labels(labels)).value_counts()
     few = counts[counts < tuning.folds]
     if len(few):
         raise ValueError(
             f"tuning.folds is {tuning.folds} but the training split has fewer rows of class(es) "
-            f"{ {k: int(n) for k, n in few.sort_index().items()} } in column {columns.target!r}; lower tuning.folds"
+            f"{ {k: int(n) for k, n in few.sort_index().items()} } in column {schema.target!r}; "
+            "lower tuning.folds"
         )
-    features = train_split[columns.features].to_numpy(dtype=np.float64)
+    features = encode_features(train_split, schema, "training split")
     splitter = StratifiedKFold(tuning.folds, shuffle=True, random_state=tuning.fold_seed)
     folds = [(np.asarray(a), np.asarray(b)) for a, b in splitter.split(features, labels)]
-    return {
+    cv_data = {
         "features": features,
         "labels": labels,
         "folds": folds,
         "default_params": default_params,
     }
+    return cv_data, network
 
 
 def run_study(
@@ -81,12 +88,15 @@ def run_study(
     tuning: TuningParams,
     model: ModelParams,
     training: TrainingParams,
-) -> list[Any]:
-    """Adds ``tuning.n_trials`` trials to the study on Dask; returns all of the study's trials.
+) -> tuple[list[Any], str]:
+    """Adds ``tuning.n_trials`` trials to the study on Dask; returns all of the study's trials
+    and its name (``tuning.study_name``, or its sibling when that study was made on other
+    data: ``study.study_name``).
 
-    The default configuration is enqueued as a new study's first trial. Each finished trial
-    becomes one MLflow child run of the Kedro run and one console line; the parent run gets
-    the best value and parameters and the trial counts by state.
+    ``model`` is the block with the table's widths (``prepare_folds``). The default
+    configuration is enqueued as a new study's first trial. Each finished trial becomes one
+    MLflow child run of the Kedro run and one console line; the parent run gets the best
+    value and parameters and the trial counts by state.
     """
     import optuna  # noqa: PLC0415 - only the tuning pipeline pays for optuna and distributed
 
@@ -98,6 +108,7 @@ def run_study(
         logging.getLogger(name).setLevel(logging.ERROR)
     data = {k: cv_data[k] for k in ("features", "labels", "folds")}
     print_ = studies.fingerprint(data, tuning, model, training)
+    data_print = studies.data_fingerprint(data, tuning)
     backend = studies.open_storage(storage, tuning.heartbeat)
 
     def on_result(trial: Any, result: dict[str, Any]) -> None:
@@ -105,7 +116,7 @@ def run_study(
         reports.log_trial_run(trial)
 
     if tuning.n_trials == 0:
-        study = studies.load_study(backend, tuning, print_, create=False)
+        study = studies.load_study(backend, tuning, print_, create=False, data_print=data_print)
     else:
         client, cluster = executor.connect(tuning.dask)
         try:
@@ -117,6 +128,7 @@ def run_study(
                 create=True,
                 sampler=studies.build_sampler(tuning, parallel),
                 pruner=studies.build_pruner(tuning.pruner),
+                data_print=data_print,
             )
             stale = studies.fail_stale_trials(study, tuning.stale_after, backend)
             if stale:
@@ -145,14 +157,15 @@ def run_study(
                 cluster.close()
     trials = study.get_trials(deepcopy=True)
     reports.log_study(trials)
-    return trials
+    return trials, study.study_name
 
 
 def choose_configuration(
     trials: list[Any], model: ModelParams, training: TrainingParams, tuning: TuningParams
 ) -> TunedParams:
     """The best trial's ``model`` and ``training`` blocks and what is served from them
-    (``final``): what tuned_parameters.yml holds."""
+    (``final``): what tuned_parameters.yml holds. ``model`` carries the table's widths, so
+    the file records the table it was tuned for (serving checks them against the schema)."""
     from .search_space import configure  # noqa: PLC0415 - light, kept beside its only use
 
     best = reports.best_trial(trials)
@@ -177,31 +190,33 @@ def tuned_environment(tuned: TunedParams) -> dict[str, Any]:
 
 
 def refit(
-    train_set: pd.DataFrame, model: ModelParams, training: TrainingParams, columns: ColumnsParams
+    train_set: pd.DataFrame, model: ModelParams, training: TrainingParams, schema: TableSchema
 ) -> nn.Module:
-    """Trains a configuration on the whole (standardized) training split, no validation rows."""
+    """Trains a configuration (its widths derived) on the whole standardized training split,
+    no validation rows."""
     network, _, _ = fit_classifier(
-        train_set, train_set.iloc[:0], model, training, columns, description="refit"
+        train_set, train_set.iloc[:0], model, training, schema, description="refit"
     )
     return network
 
 
-def refit_tuned(train_set: pd.DataFrame, tuned: TunedParams, columns: ColumnsParams) -> nn.Module:
+def refit_tuned(train_set: pd.DataFrame, tuned: TunedParams, schema: TableSchema) -> nn.Module:
     """The chosen configuration (tuned_parameters.yml) trained on the whole training split."""
-    return refit(train_set, tuned.model, tuned.training, columns)
+    return refit(train_set, tuned.model, tuned.training, schema)
 
 
 def tune_baselines(
-    cv_data: dict[str, Any], test_split: pd.DataFrame, columns: ColumnsParams, tuning: TuningParams
+    cv_data: dict[str, Any], test_split: pd.DataFrame, schema: TableSchema, tuning: TuningParams
 ) -> dict[str, dict[str, Any]]:
     """Each ``tuning.baselines`` model tuned on the network's folds, refit on the whole
-    training split and scored once on the test split (one MLflow child run each)."""
+    training split and scored once on the test split (one MLflow child run each). The test
+    rows are encoded as the folds' rows are: the baselines see the network's inputs."""
     return tune_on_folds(
         cv_data["features"],
         cv_data["labels"],
         cv_data["folds"],
-        test_split[list(columns.features)].to_numpy(dtype="float64"),
-        test_split[columns.target].to_numpy(),
+        encode_features(test_split, schema, "test split"),
+        encode_labels(test_split, schema, "test split"),
         tuning.baselines,
     )
 
@@ -257,17 +272,19 @@ def score_tuning(
     default_network: nn.Module | dict[str, Any],
     tuned: TunedParams,
     trials: list[Any],
+    study_name: str,
     cv_data: dict[str, Any],
     baselines: dict[str, dict[str, Any]],
     test_split: pd.DataFrame,
     scaler: Mapping[str, Any],
-    columns: ColumnsParams,
+    schema: TableSchema,
     evaluation: EvaluationParams,
     tuning: TuningParams,
     model: ModelParams,
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
     """Every candidate side by side: CV accuracy (mean ± std) on the same folds and test
-    accuracy, each scored once on the same test split.
+    accuracy, each scored once on the same test split. ``model`` is the default block with
+    the table's widths (``prepare_folds``).
 
     The candidates: the chosen network as its fold ensemble and as its refit, the tuned
     baselines, the lesson's default configuration and the untuned LogisticRegression (C=1,
@@ -276,19 +293,19 @@ def score_tuning(
     """
     classifiers = {
         "ensemble": load_ensemble(state_of(ensemble), tuned.model),
-        "refit": scaled_network(scaler, state_of(refit_network), tuned.model, columns),
-        "default": scaled_network(scaler, state_of(default_network), model, columns),
+        "refit": scaled_network(scaler, state_of(refit_network), tuned.model, schema),
+        "default": scaled_network(scaler, state_of(default_network), model, schema),
     }
     cv = {"ensemble": scoring.chosen_cv(tuned), "refit": scoring.chosen_cv(tuned)}
     cv["default"] = scoring.default_cv(trials)
     rows = {
-        name: {**cv[name], "test_accuracy": scoring.test_accuracy(classifier, test_split, columns)}
+        name: {**cv[name], "test_accuracy": scoring.test_accuracy(classifier, test_split, schema)}
         for name, classifier in classifiers.items()
     }
     rows["ensemble"] |= ensemble_check
-    rows["untuned_baseline"] = scoring.untuned_baseline(cv_data, test_split, columns, evaluation)
+    rows["untuned_baseline"] = scoring.untuned_baseline(cv_data, test_split, schema, evaluation)
     metrics = {
-        "study_name": tuning.study_name,
+        "study_name": study_name,
         "n_trials": len(trials),
         "trial_states": reports.state_counts(trials),
         "best_trial": tuned.trial,
@@ -331,15 +348,15 @@ def log_tuned_model(
     refit_network: nn.Module | dict[str, Any],
     tuned: TunedParams,
     scaler: Mapping[str, Any],
-    raw_phones: pd.DataFrame,
-    columns: ColumnsParams,
+    raw_table: pd.DataFrame,
+    schema: TableSchema,
     served_model: ServedModelParams,
 ) -> dict[str, Any]:
     """Logs what ``tuning.final`` chose (the fold ensemble or the refit) as the served MLflow
     model, registered as a new version with the alias ``tuned``; skipped without an active
     run."""
-    classifier = tuned_classifier(tuned, ensemble, refit_network, scaler, columns)
-    info = log_served(classifier, raw_phones, columns, served_model, prefix="tuned_", alias="tuned")
+    classifier = tuned_classifier(tuned, ensemble, refit_network, scaler, schema)
+    info = log_served(classifier, raw_table, schema, served_model, prefix="tuned_", alias="tuned")
     if info["logged"]:
         info.update(final=tuned.final, members=len(classifier))
     return info

@@ -30,24 +30,32 @@ from .nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    blocks = {"tuning": "params:tuning", "model": "params:model", "training": "params:training"}
+    # `tuning_model` is `params:model` with the widths the table gives (prepare_folds derives
+    # them once from table_schema): every network below is built from it.
+    blocks = {"tuning": "params:tuning", "model": "tuning_model", "training": "params:training"}
     search = Pipeline(
         [
             Node(
                 prepare_folds,
-                inputs=["train_split", "params:columns", *blocks.values()],
-                outputs="tuning_cv_data",
+                inputs=[
+                    "train_split",
+                    "table_schema",
+                    "params:tuning",
+                    "params:model",
+                    "params:training",
+                ],
+                outputs=["tuning_cv_data", "tuning_model"],
                 name="prepare_folds",
             ),
             Node(
                 run_study,
                 inputs={"cv_data": "tuning_cv_data", "storage": "tuning_study_storage", **blocks},
-                outputs="tuning_study_trials",
+                outputs=["tuning_study_trials", "tuning_study_name"],
                 name="run_study",
             ),
             Node(
                 choose_configuration,
-                inputs=["tuning_study_trials", "params:model", "params:training", "params:tuning"],
+                inputs=["tuning_study_trials", "tuning_model", "params:training", "params:tuning"],
                 outputs="tuned_parameters",
                 name="choose_configuration",
             ),
@@ -63,7 +71,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 tune_baselines,
-                inputs=["tuning_cv_data", "test_split", "params:columns", "params:tuning"],
+                inputs=["tuning_cv_data", "test_split", "table_schema", "params:tuning"],
                 outputs="tuning_baselines",
                 name="tune_baselines",
             ),
@@ -75,13 +83,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 refit_tuned,
-                inputs=["train_set", "tuned_parameters", "params:columns"],
+                inputs=["train_set", "tuned_parameters", "table_schema"],
                 outputs="tuned_phone_price_model",
                 name="refit_tuned",
             ),
             Node(
                 refit,
-                inputs=["train_set", "params:model", "params:training", "params:columns"],
+                inputs=["train_set", "tuning_model", "params:training", "table_schema"],
                 outputs="tuning_default_model",
                 name="refit_default",
             ),
@@ -94,14 +102,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "default_network": "tuning_default_model",
                     "tuned": "tuned_parameters",
                     "trials": "tuning_study_trials",
+                    "study_name": "tuning_study_name",
                     "cv_data": "tuning_cv_data",
                     "baselines": "tuning_baselines",
                     "test_split": "test_split",
                     "scaler": "scaler",
-                    "columns": "params:columns",
+                    "schema": "table_schema",
                     "evaluation": "params:evaluation",
                     "tuning": "params:tuning",
-                    "model": "params:model",
+                    "model": "tuning_model",
                 },
                 outputs=["tuning_metrics", "tuning_mlflow_metrics"],
                 name="score_tuning",
@@ -113,8 +122,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "refit_network": "tuned_phone_price_model",
                     "tuned": "tuned_parameters",
                     "scaler": "scaler",
-                    "raw_phones": "phone_prices",
-                    "columns": "params:columns",
+                    "raw_table": "phone_prices",
+                    "schema": "table_schema",
                     "served_model": "params:served_model",
                 },
                 outputs="tuned_served_model",

@@ -17,19 +17,19 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from neural_net_lab.datasets.tuned_parameters import TunedParams
-from neural_net_lab.engine.config import ColumnsParams
 from neural_net_lab.engine.ensemble import Ensemble
 from neural_net_lab.linear_baseline import EvaluationParams
+from neural_net_lab.table import TableSchema, encode_features, encode_labels
 
 SCORES = ("cv_accuracy", "cv_std", "test_accuracy")
 _NO_SCORE = float("nan")
 
 
-def test_accuracy(classifier: Ensemble, test_split: pd.DataFrame, columns: ColumnsParams) -> float:
-    """The share of the test split's phones whose price range the classifier predicts."""
-    raw = test_split[list(columns.features)].to_numpy(dtype="float64")
-    predicted = np.asarray(columns.classes)[classifier.probabilities(raw).argmax(axis=1)]
-    return float(np.mean(predicted == test_split[columns.target].to_numpy()))
+def test_accuracy(classifier: Ensemble, test_split: pd.DataFrame, schema: TableSchema) -> float:
+    """The share of the test split's rows whose class the classifier predicts."""
+    raw = encode_features(test_split, schema, "test split")
+    predicted = classifier.probabilities(raw).argmax(axis=1)
+    return float(np.mean(predicted == encode_labels(test_split, schema, "test split")))
 
 
 def chosen_cv(tuned: TunedParams) -> dict[str, float]:
@@ -50,25 +50,24 @@ def default_cv(trials: list[Any]) -> dict[str, float]:
 def untuned_baseline(
     cv_data: dict[str, Any],
     test_split: pd.DataFrame,
-    columns: ColumnsParams,
+    schema: TableSchema,
     evaluation: EvaluationParams,
 ) -> dict[str, Any]:
     """The evaluation pipeline's LogisticRegression (C=1), untuned, on the same folds and
-    test split."""
+    test split, encoded as the network's inputs are."""
     untuned = make_pipeline(
         StandardScaler(), LogisticRegression(**evaluation.baseline.model_dump())
     )
     features, labels = cv_data["features"], cv_data["labels"]
     folds = cross_val_score(untuned, features, labels, cv=cv_data["folds"], scoring="accuracy")
-    raw_test = test_split[list(columns.features)].to_numpy(dtype="float64")
+    raw_test = encode_features(test_split, schema, "test split")
+    test_labels = encode_labels(test_split, schema, "test split")
     return {
         "estimator": "sklearn.linear_model.LogisticRegression",
         "params": evaluation.baseline.model_dump(),
         "cv_accuracy": float(folds.mean()),
         "cv_std": float(folds.std()),
-        "test_accuracy": float(
-            untuned.fit(features, labels).score(raw_test, test_split[columns.target].to_numpy())
-        ),
+        "test_accuracy": float(untuned.fit(features, labels).score(raw_test, test_labels)),
     }
 
 

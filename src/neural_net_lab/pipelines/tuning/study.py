@@ -1,8 +1,9 @@
 """The study: where it is stored, what identifies it, and its trials that outlive their run.
 
 A study is opened on a journal file (repaired first if a crash cut its last line) or a
-database; it carries the fingerprint of what its trial values depend on, so that a run on
-other data or another search space refuses it. Trials left running by a dead driver are
+database; it carries the fingerprint of what its trial values depend on, so that a run with
+another search space refuses it, and the fingerprint of its rows, so that a run on other data
+goes to a sibling study of its own. Trials left running by a dead driver are
 failed by heartbeat (a database) or by age (a journal); a driver beats for its own trials
 (``Heartbeats``). How trials are run is ``executor``'s business.
 
@@ -35,6 +36,7 @@ from .storage import database_url, repair_journal
 logger = logging.getLogger(__name__)
 
 FINGERPRINT = "fingerprint"
+DATA_FINGERPRINT = "data_fingerprint"
 DEFAULT_TRIAL = "default_configuration"
 
 
@@ -62,9 +64,7 @@ def fingerprint(
     data: Mapping[str, Any], tuning: TuningParams, model: ModelParams, training: TrainingParams
 ) -> str:
     """What a study's trial values depend on: rows, folds, search space and the fixed blocks."""
-    digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(data["features"]).tobytes())
-    digest.update(np.ascontiguousarray(data["labels"]).tobytes())
+    digest = _rows_digest(data)
     fixed = {
         "folds": tuning.folds,
         "fold_seed": tuning.fold_seed,
@@ -77,6 +77,54 @@ def fingerprint(
     return digest.hexdigest()[:16]
 
 
+def data_fingerprint(data: Mapping[str, Any], tuning: TuningParams) -> str:
+    """What a study's rows are: the encoded rows, their class codes and how they are cut into
+    folds. Recorded beside ``fingerprint`` so that a study can tell other data (its sibling
+    takes the trials, ``study_name``) from other settings on the same data (refused)."""
+    digest = _rows_digest(data)
+    digest.update(json.dumps({"folds": tuning.folds, "fold_seed": tuning.fold_seed}).encode())
+    return digest.hexdigest()[:16]
+
+
+def _rows_digest(data: Mapping[str, Any]) -> Any:
+    # Class codes, not the user's labels: the bytes of an array of strings are pointers.
+    # The phone table's labels are their own codes, so its studies keep their fingerprint.
+    labels = np.asarray(data["labels"])
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"a study's labels are class codes 0…K−1, got dtype {labels.dtype}")
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(data["features"]).tobytes())
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return digest
+
+
+def study_name(storage: Any, name: str, print_: str, data_print: str) -> str:
+    """The study a run adds its trials to: ``name``, unless the study of that name was made
+    on other rows, labels or folds; then its sibling ``<name>-<data fingerprint>``.
+
+    So a new table needs no study name of its own, and going back to the old table resumes
+    the old study. Another search space or other fixed parameters on the same rows keep the
+    name, and ``load_study`` refuses them. A study made before data fingerprints were
+    recorded cannot tell other rows from other settings: its sibling is used then too.
+    """
+    try:
+        named = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return name
+    attrs = named.user_attrs
+    if attrs.get(FINGERPRINT) in (None, print_) or attrs.get(DATA_FINGERPRINT) == data_print:
+        return name
+    sibling = f"{name}-{data_print[:8]}"
+    logger.info(
+        "Study %r was made on other rows, labels or folds than this run's%s: this run's "
+        "trials go to study %r (tuning.study_name names another study for a fresh start)",
+        name,
+        "" if DATA_FINGERPRINT in attrs else " (or other settings; it records no data fingerprint)",
+        sibling,
+    )
+    return sibling
+
+
 def load_study(
     storage: Any,
     tuning: TuningParams,
@@ -85,9 +133,14 @@ def load_study(
     create: bool,
     sampler: Any = None,
     pruner: Any = None,
+    data_print: str | None = None,
 ) -> Any:
-    """Opens (or creates) the named study; refuses one made on other data or another space."""
+    """Opens (or creates) the run's study: the named one, or with ``data_print`` its sibling
+    for other data (``study_name``); refuses one made with another search space or other
+    fixed parameters."""
     name = tuning.study_name
+    if data_print is not None:
+        name = study_name(storage, name, print_, data_print)
     if create:
         study = optuna.create_study(
             study_name=name,
@@ -111,11 +164,21 @@ def load_study(
     if known is None and not trials:
         study.set_user_attr(FINGERPRINT, print_)
     elif known != print_:
-        raise ValueError(
-            f"the study {name!r} was made on other data, folds, search space or fixed "
-            "parameters than this run's; its trials would not compare. Set a new "
-            "tuning.study_name to start afresh (e.g. --params tuning.study_name=...)."
+        same_rows = data_print is not None and study.user_attrs.get(DATA_FINGERPRINT) == data_print
+        made_on = (
+            "on the same rows and folds with another search space or other fixed parameters"
+            if same_rows
+            else "on other data, folds, search space or fixed parameters"
         )
+        raise ValueError(
+            f"the study {name!r} was made {made_on} than this run's; its trials would not "
+            "compare. Set a new tuning.study_name to start afresh (e.g. --params "
+            "tuning.study_name=...)."
+        )
+    if data_print is not None and DATA_FINGERPRINT not in study.user_attrs:
+        # New, or made before data fingerprints (its fingerprint matched, so the rows are
+        # these): recorded, so that a later run can tell other rows from other settings.
+        study.set_user_attr(DATA_FINGERPRINT, data_print)
     return study
 
 
