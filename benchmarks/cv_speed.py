@@ -4,7 +4,7 @@ Five-fold cross-validation of the default configuration (20→128→256→4, Ada
 16, 100 epochs) on the training split of the shipped table, folds stratified as the tuning
 pipeline makes them, each fold with its own scaler and seed 42 + fold. "sequential" trains
 each fold with ``engine.train``, one network after another (each one a stack of one);
-"stacked" trains all five with ``engine.stacked.train_stacked``. Same process, one CPU
+"stacked" trains all five in one ``engine.train`` call, as one stack. Same process, one CPU
 thread each (as a Dask worker runs them). Both run the same forward, backward and optimizer
 code, so the ratio is what stacking saves per step, not a faster implementation.
 
@@ -26,9 +26,8 @@ import torch
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from neural_net_lab.engine import build_mlp, build_optimizer, seed_everything, train
+from neural_net_lab.engine import Member, build_mlp, seed_everything, train
 from neural_net_lab.engine.config import ModelParams, TrainingParams
-from neural_net_lab.engine.stacked import Member, train_stacked
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data/01_raw/phone_prices.csv"
@@ -36,8 +35,9 @@ TARGET = "price_range"
 MODEL = ModelParams(input_dim=20, hidden_dims=[128, 256], n_classes=4)
 
 
-def fold_members(folds: int, seed: int) -> list[Member]:
-    """The training split in stratified folds, each scaled by a scaler fit on its own rows.
+def fold_data(folds: int) -> list[tuple[torch.Tensor, ...]]:
+    """The training split in stratified folds, each scaled by a scaler fit on its own rows:
+    (training features, labels, validation features, labels) per fold.
 
     The split is data_processing's (stratified, 80 %, random state 66) on the shipped table,
     which needs no cleaning; the folds are the tuning pipeline's (``tuning.fold_seed`` 66).
@@ -48,48 +48,33 @@ def fold_members(folds: int, seed: int) -> list[Member]:
     )
     features = train_split.drop(columns=[TARGET, "id"], errors="ignore").to_numpy(dtype=float)
     labels = train_split[TARGET].to_numpy(dtype=np.int64)
-    members = []
+    data = []
     splitter = StratifiedKFold(folds, shuffle=True, random_state=66)
-    for f, (fit_rows, val_rows) in enumerate(splitter.split(features, labels)):
+    for fit_rows, val_rows in splitter.split(features, labels):
         scaler = StandardScaler().fit(features[fit_rows])
 
         def scaled(rows, scaler=scaler):
             return torch.from_numpy(scaler.transform(features[rows]).astype(np.float32))
 
-        members.append(
-            Member(
+        data.append(
+            (
                 scaled(fit_rows),
                 torch.from_numpy(labels[fit_rows]),
                 scaled(val_rows),
                 torch.from_numpy(labels[val_rows]),
-                seed=seed + f,
-                name=f"fold {f}",
             )
         )
-    return members
+    return data
 
 
-def sequential(members: list[Member], training: TrainingParams) -> list[tuple[dict, dict]]:
-    """Each fold alone through ``engine.train``, one after another."""
-    results = []
-    for member in members:
-        generator = seed_everything(member.seed)
+def members(data: list[tuple[torch.Tensor, ...]], seed: int) -> list[Member]:
+    """Fold f's network as a plain training with seed ``seed + f`` starts it."""
+    made = []
+    for f, (x, y, val_x, val_y) in enumerate(data):
+        generator = seed_everything(seed + f)
         network = build_mlp(MODEL.input_dim, MODEL.hidden_dims, MODEL.n_classes)
-        optimizer = build_optimizer(network.parameters(), training.optimizer)
-        history = train(
-            network,
-            optimizer,
-            member.features,
-            member.labels,
-            epochs=training.epochs,
-            batch_size=training.batch_size,
-            generator=generator,
-            validation=(member.val_features, member.val_labels),
-            threads=1,
-            progress=False,
-        )
-        results.append((history, network.state_dict()))
-    return results
+        made.append(Member(network, x, y, generator, (val_x, val_y), name=f"fold {f}"))
+    return made
 
 
 def main() -> None:
@@ -109,23 +94,25 @@ def main() -> None:
         threads=1,
         progress=False,
     )
-    members = fold_members(args.folds, training.seed)
+    data = fold_data(args.folds)
     seconds = {"sequential": float("inf"), "stacked": float("inf")}
     for _ in range(args.repeats):
+        alone = members(data, training.seed)
         started = time.perf_counter()
-        alone = sequential(members, training)
+        alone_histories = [train([member], training)[0] for member in alone]
         seconds["sequential"] = min(seconds["sequential"], time.perf_counter() - started)
+        stacked = members(data, training.seed)
         started = time.perf_counter()
-        stacked = train_stacked(members, MODEL, training)
+        stacked_histories = train(stacked, training)
         seconds["stacked"] = min(seconds["stacked"], time.perf_counter() - started)
 
     difference = max(
-        (state[key] - result.state_dict[key]).abs().max().item()
-        for (_, state), result in zip(alone, stacked, strict=True)
-        for key in state
+        (a - b).abs().max().item()
+        for one, other in zip(alone, stacked, strict=True)
+        for a, b in zip(one.network.parameters(), other.network.parameters(), strict=True)
     )
-    same_histories = all(h == r.history for (h, _), r in zip(alone, stacked, strict=True))
-    rows = [len(m.features) for m in members]
+    same_histories = alone_histories == stacked_histories
+    rows = [len(x) for x, *_ in data]
     lines = [
         f"folds: {args.folds} (training rows {rows}); epochs: {args.epochs}; batch: 16; "
         f"Adam lr 1e-3; torch {torch.__version__}, 1 thread",
@@ -133,9 +120,10 @@ def main() -> None:
         f"stacked_seconds: {seconds['stacked']:.2f}",
         f"max_weight_difference: {difference:.3g}",
         f"histories_identical: {same_histories}",
-        "sequential_val_accuracy: " + " ".join(f"{h['val_accuracy'][-1]:.4f}" for h, _ in alone),
+        "sequential_val_accuracy: "
+        + " ".join(f"{h['val_accuracy'][-1]:.4f}" for h in alone_histories),
         "stacked_val_accuracy:    "
-        + " ".join(f"{r.history['val_accuracy'][-1]:.4f}" for r in stacked),
+        + " ".join(f"{h['val_accuracy'][-1]:.4f}" for h in stacked_histories),
         f"ratio: {seconds['sequential'] / seconds['stacked']:.2f}",
     ]
     print("\n".join(lines))  # noqa: T201 (a benchmark reports on stdout)

@@ -27,14 +27,14 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from neural_net_lab.engine import (
+    Member,
     accuracy,
     build_mlp,
-    build_optimizer,
     predict_logits,
     seed_everything,
     train,
 )
-from neural_net_lab.engine.config import ColumnsParams, ModelParams, OptimizerParams
+from neural_net_lab.engine.config import ColumnsParams, ModelParams, OptimizerParams, TrainingParams
 from neural_net_lab.engine.data import to_tensors
 from neural_net_lab.table import (
     DataProcessingParams,
@@ -83,17 +83,14 @@ def project_loop(
     model: nn.Module, features: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int
 ) -> None:
     """The project's loop with the default training parameters."""
-    optimizer = build_optimizer(model.parameters(), OptimizerParams(name="Adam", lr=1e-3))
-    train(
-        model,
-        optimizer,
-        features,
-        labels,
+    training = TrainingParams(
+        seed=seed,
         epochs=epochs,
         batch_size=16,
-        generator=seed_everything(seed),
+        optimizer=OptimizerParams(name="Adam", lr=1e-3),
         progress=False,
     )
+    train([Member(model, features, labels, seed_everything(seed))], training)
 
 
 def main() -> None:

@@ -7,9 +7,10 @@ import pytest
 import torch
 from sklearn.preprocessing import StandardScaler
 
-from neural_net_lab.engine import build_mlp, build_optimizer, seed_everything, train
+from neural_net_lab.engine import Member, seed_everything, train
 from neural_net_lab.engine.config import ModelParams, OptimizerParams, TrainingParams
 from neural_net_lab.engine.cv import cross_validate
+from neural_net_lab.engine.model import mlp_from_params
 
 
 @pytest.fixture(scope="module")
@@ -27,28 +28,18 @@ def _plain_training(features, labels, fold, seed, *, model: ModelParams, trainin
         return x, torch.from_numpy(labels[rows].astype(np.int64))
 
     generator = seed_everything(seed)
-    network = build_mlp(model.input_dim, model.hidden_dims, model.n_classes, dropout=model.dropout)
-    optimizer = build_optimizer(network.parameters(), training.optimizer)
-    return train(
-        network,
-        optimizer,
-        *tensors(train_idx),
-        epochs=training.epochs,
-        batch_size=training.batch_size,
-        generator=generator,
-        validation=tensors(val_idx),
-        gradients=training.gradients,
-        progress=False,
-    )
+    network = mlp_from_params(model)
+    member = Member(network, *tensors(train_idx), generator, tensors(val_idx))
+    return train([member], training)[0]
 
 
 @pytest.mark.parametrize("gradients", ["manual", "autograd"])
 def test_each_fold_equals_a_plain_training_of_that_fold(
     fold_table, gradients, small_model, training
 ):
-    """Lockstep folds, each with its own scaler and seed, give the plain histories (with
-    dropout, whose autograd masks come from the global RNG). Bitwise on the development CPU;
-    asserted to float rounding, as another BLAS may order a sum differently."""
+    """Folds trained together, each with its own scaler and seed, give the plain histories
+    (with dropout). Bitwise on the development CPU; asserted to float rounding, as another
+    BLAS may order a sum differently."""
     features, labels, folds = fold_table
     model = small_model.model_copy(update={"dropout": 0.2})
     training = training.model_copy(update={"gradients": gradients})

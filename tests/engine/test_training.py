@@ -1,4 +1,4 @@
-"""engine.train: one path (a stack of one) against autograd, the reference path.
+"""engine.train: one network (a stack of one) against autograd, the reference path.
 
 For every optimizer and regularizer the project ships (the optimizers and regularization
 experiments, the tuning search space) and for what transfer needs (pretrained weights,
@@ -16,15 +16,13 @@ import pytest
 import torch
 from torch import nn
 
-from neural_net_lab.engine import build_mlp, build_optimizer, seed_everything, train
-from neural_net_lab.engine.augmentation import build_augmentation
-from neural_net_lab.engine.config import AugmentationParams, OptimizerParams
-from neural_net_lab.engine.stacked import StackingUnsupported
+from neural_net_lab.engine import Member, StackingUnsupported, build_mlp, seed_everything, train
+from neural_net_lab.engine.config import TrainingParams
 from tests.conftest import FEATURES
 
-LOGGER = "neural_net_lab.engine.training"
-ADAM = OptimizerParams(name="Adam", lr=0.01)
-NOISE = AugmentationParams(name="gaussian_noise", std=0.1)
+LOGGER = "neural_net_lab.engine"
+ADAM = {"name": "Adam", "lr": 0.01}
+NOISE = {"name": "gaussian_noise", "std": 0.1}
 # name: (optimizer, build_mlp settings, train settings)
 CASES = {
     # The optimizers experiment and the tuning search space.
@@ -63,26 +61,24 @@ def rows(raw_phones, columns):
     return features[:97], labels[:97], (features[100:140], labels[100:140])
 
 
+def _settings(optimizer, gradients="auto", epochs=3, batch_size=16, **changes) -> TrainingParams:
+    return TrainingParams.model_validate(
+        {"seed": 3, "epochs": epochs, "batch_size": batch_size, "optimizer": optimizer}
+        | {"gradients": gradients, "progress": False}
+        | changes
+    )
+
+
 def _train(rows, gradients, optimizer, model_changes, train_changes, prepare=None, validated=True):
     """Seed 3, the small network (``prepare`` may load, freeze or group its parameters)."""
     features, labels, validation = rows
     generator = seed_everything(3)
     network = build_mlp(20, [32, 16], 4, **model_changes)
-    parameters = prepare(network) if prepare else network.parameters()
-    history = train(
-        network,
-        build_optimizer(parameters, OptimizerParams.model_validate(optimizer)),
-        features,
-        labels,
-        epochs=3,
-        batch_size=16,
-        generator=generator,
-        validation=validation if validated else None,
-        l1_lambda=train_changes.get("l1_lambda", 0.0),
-        augmentation=build_augmentation(train_changes.get("augmentation")),
-        gradients=gradients,
-        progress=False,
+    parameters = prepare(network) if prepare else None
+    member = Member(
+        network, features, labels, generator, validation if validated else None, parameters
     )
+    (history,) = train([member], _settings(optimizer, gradients, **train_changes))
     return history, network
 
 
@@ -160,74 +156,29 @@ def test_transfer_strategies_follow_autograd_without_validation_rows(
             assert parameter.grad is None, name
 
 
-def test_the_optimizer_state_is_what_torchs_own_steps_leave(rows):
-    """The stack of one steps the caller's optimizer; afterwards it can go on by itself."""
-    features, labels, _ = rows
-    generator = seed_everything(3)
-    network = build_mlp(20, [32, 16], 4)
-    optimizer = build_optimizer(network.parameters(), ADAM)
-    train(
-        network,
-        optimizer,
-        features,
-        labels,
-        epochs=2,
-        batch_size=16,
-        generator=generator,
-        progress=False,
-    )
-    assert {optimizer.state[p]["step"].item() for p in network.parameters()} == {14}
-    optimizer.step()
-    assert {optimizer.state[p]["step"].item() for p in network.parameters()} == {15}
-
-
-def test_a_network_the_stack_cannot_take_trains_through_autograd_with_a_log_line(rows, caplog):
+def test_a_network_the_stack_cannot_take_trains_through_autograd_with_a_warning(rows, caplog):
     features, labels, validation = rows
     network = nn.Sequential(nn.Linear(20, 8), nn.Tanh(), nn.Linear(8, 4))
-    settings = {"epochs": 2, "batch_size": 16, "validation": validation, "progress": False}
+    generator = torch.Generator().manual_seed(0)
+    member = Member(network, features, labels, generator, validation, name="tanh net")
     with caplog.at_level(logging.INFO, logger=LOGGER):
-        history = train(
-            network,
-            build_optimizer(network.parameters(), ADAM),
-            features,
-            labels,
-            generator=torch.Generator().manual_seed(0),
-            description="tanh net",
-            **settings,
-        )
-    assert "tanh net trains through autograd: the stacked path trains MLPs shaped" in caplog.text
+        (history,) = train([member], _settings(ADAM, epochs=2))
+    assert "tanh net: trained through autograd, not stacked: the hand-derived code" in caplog.text
+    assert "layer 1 is Tanh()" in caplog.text
     assert "(autograd gradients)" in caplog.text
     assert history["train_loss"][-1] < history["train_loss"][0]
-    with pytest.raises(StackingUnsupported, match="the stacked path trains MLPs shaped"):
-        train(
-            network,
-            build_optimizer(network.parameters(), ADAM),
-            features,
-            labels,
-            generator=torch.Generator().manual_seed(0),
-            gradients="manual",
-            **settings,
-        )
+    with pytest.raises(StackingUnsupported, match="the hand-derived code knows MLPs shaped"):
+        train([member], _settings(ADAM, "manual", epochs=2))
 
 
-def test_lbfgs_trains_through_autograd_with_a_log_line(rows, caplog):
+def test_lbfgs_trains_through_autograd_with_a_warning(rows, caplog):
     features, labels, _ = rows
     network = build_mlp(20, [8], 4)
-    optimizer = build_optimizer(
-        network.parameters(), OptimizerParams(name="LBFGS", lr=0.5, max_iter=4)
-    )
+    member = Member(network, features, labels, torch.Generator().manual_seed(0))
+    lbfgs = {"name": "LBFGS", "lr": 0.5, "max_iter": 4}
     with caplog.at_level(logging.INFO, logger=LOGGER):
-        history = train(
-            network,
-            optimizer,
-            features,
-            labels,
-            epochs=2,
-            batch_size=32,
-            generator=torch.Generator().manual_seed(0),
-            progress=False,
-        )
-    assert "training trains through autograd: training.optimizer.name: LBFGS is not stacked" in (
+        (history,) = train([member], _settings(lbfgs, epochs=2, batch_size=32))
+    assert "training: trained through autograd, not stacked: training.optimizer.name: LBFGS" in (
         caplog.text
     )
     assert history["train_loss"][-1] < history["train_loss"][0]

@@ -1,15 +1,16 @@
-"""The PyTorch engine: typed parameter blocks and their errors, the network, optimizers, the
-training loop (one network or many stacked), hand-derived gradients, cross-validation,
-ensembles and MLflow logging. Every pipeline builds, trains and tracks networks through it; it
-imports third-party libraries only, nothing else of the package."""
+"""The PyTorch engine: typed parameter blocks and their errors, the network and its layout,
+optimizers, training (one network or many stacked; hand-derived gradients, autograd as the
+reference), cross-validation, ensembles and MLflow logging. Every pipeline builds, trains and
+tracks networks through it; it imports third-party libraries only, nothing else of the
+package."""
 
 from .data import accuracy, predict_logits, to_tensors
 from .manual_grad import ManualMLPGradient
 from .model import build_mlp, load_mlp
 from .optim import build_optimizer
 from .seeding import seed_everything
-from .stacked import Member, StackingUnsupported, train_stacked
-from .training import train
+from .stack import StackingUnsupported
+from .training import Member, train
 
 __all__ = [
     "ManualMLPGradient",
@@ -23,5 +24,4 @@ __all__ = [
     "seed_everything",
     "to_tensors",
     "train",
-    "train_stacked",
 ]

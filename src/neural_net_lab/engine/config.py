@@ -8,12 +8,8 @@ Unknown keys are errors: a typo must not be ignored. How a bad value is reported
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-import torch
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -25,9 +21,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from torch import optim
 
-from .errors import ParameterError, PathErrors, setting_error
+from .errors import ParameterError, PathErrors
+from .optim import check_settings
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
@@ -45,42 +41,6 @@ Number = Annotated[float, BeforeValidator(_not_a_bool), Field(allow_inf_nan=Fals
 NonNegativeFloat = Annotated[Number, Field(ge=0)]
 PositiveFloat = Annotated[Number, Field(gt=0)]
 Share = Annotated[Number, Field(ge=0, lt=1)]
-
-
-@functools.cache
-def _known() -> dict[str, type[optim.Optimizer]]:
-    return {
-        name: obj
-        for name, obj in vars(optim).items()
-        if inspect.isclass(obj) and issubclass(obj, optim.Optimizer) and obj is not optim.Optimizer
-    }
-
-
-def optimizer_class(name: str) -> type[optim.Optimizer]:
-    """``torch.optim.<name>``; an unknown name is a ValueError that lists the known ones."""
-    if name not in _known():
-        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(_known())}")
-    return _known()[name]
-
-
-def check_settings(name: str, settings: Mapping[str, Any]) -> None:
-    """Checks an optimizer block against torch: its name, each setting's name, and what the
-    constructor itself refuses (tried once on a dummy tensor). Raises a validation error
-    located at the bad setting, for ``OptimizerParams``."""
-    try:
-        cls = optimizer_class(name)
-    except ValueError as error:
-        raise setting_error("OptimizerParams", ("name",), str(error), name) from None
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "params"}
-    for key, value in settings.items():
-        if key not in accepted:
-            rule = f"{name} has no setting {key!r}; it takes {sorted(accepted)}"
-            raise setting_error("OptimizerParams", (key,), rule, value)
-    try:
-        cls([torch.zeros(1, requires_grad=True)], **settings)
-    except (TypeError, ValueError, RuntimeError) as error:
-        rule = f"{name} refused its settings: {error}"
-        raise setting_error("OptimizerParams", (), rule, dict(settings)) from None
 
 
 class Params(PathErrors, BaseModel):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,10 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from .config import ModelParams, TrainingParams
 from .model import mlp_from_params
 from .seeding import seed_everything
-from .stacked import Member, StackingUnsupported, check_stackable, train_stacked
-from .training import cpu_threads, start_training
-
-logger = logging.getLogger(__name__)
+from .training import Member, train
 
 
 @dataclass(frozen=True)
@@ -80,13 +75,11 @@ def cross_validate(
 
     Each fold fits its own ``StandardScaler`` on its training rows only, so no fold sees
     statistics of rows it is scored on. Fold ``f`` trains with seed ``training.seed + f``
-    exactly as a plain training does (seed, build the MLP, build the optimizer, ``train``),
-    so its history equals that training's. The folds advance in lockstep, one epoch each in
-    turn, and after every epoch ``on_epoch(epoch, mean_val_accuracy)`` (``epoch`` counted
-    from 0) receives the mean over folds of that epoch's validation accuracy; returning True
-    stops every fold there, which is how a pruner ends a poor trial early. Each fold keeps
-    its own global torch RNG state between turns, so interleaving does not change what
-    autograd's dropout draws.
+    exactly as a plain training does (seed, build the MLP, ``train``), so its history equals
+    that training's. The folds advance together, epoch by epoch, and after every epoch
+    ``on_epoch(epoch, mean_val_accuracy)`` (``epoch`` counted from 0) receives the mean over
+    folds of that epoch's validation accuracy; returning True stops every fold there, which
+    is how a pruner ends a poor trial early.
 
     ``seeds_per_fold`` m > 1 trains each fold m times, fold ``f``'s seed ``s`` with
     ``training.seed + f + s * k`` (k folds), so seed 0 is the plain run above and no two
@@ -94,11 +87,9 @@ def cross_validate(
     the mean over every member. ``keep_networks`` returns every member's weights and fold
     scaler in ``members``: a fold ensemble (``engine.ensemble``).
 
-    ``stacked`` (the default) trains all folds as one stacked network
-    (``engine.stacked.train_stacked``): the same numbers per fold, in a fraction of the time
-    (docs/performance.md).
-    Settings it does not stack (autograd gradients, LBFGS, SparseAdam) are logged and the
-    folds train one network each. A training loss that turns NaN or infinite raises
+    ``stacked`` (the default) trains all folds as one stack of networks (``engine.stack``):
+    the same numbers per fold, in a fraction of the time (docs/performance.md); False trains
+    each fold as a stack of its own. A training loss that turns NaN or infinite raises
     ``FloatingPointError`` naming the fold and epoch.
     """
     if len(folds) < 2:
@@ -110,50 +101,24 @@ def cross_validate(
         for f in range(len(folds))
         for s in range(seeds_per_fold)
     ]
-    if stacked:
-        try:
-            check_stackable(training)
-        except StackingUnsupported as reason:
-            logger.info("the %d folds train one after another: %s", len(folds), reason)
-        else:
-            return _cross_validate_stacked(
-                features,
-                labels,
-                folds,
-                plan,
-                model=model,
-                training=training,
-                on_epoch=on_epoch,
-                keep_networks=keep_networks,
-            )
-    runs = [
-        _start_fold(features, labels, folds[f], seed, model=model, training=training)
-        for f, _, seed in plan
-    ]
-    histories: list[dict[str, list[float]]] = [
-        {"train_loss": [], "val_loss": [], "val_accuracy": []} for _ in plan
-    ]
-    stopped = False
-    epochs_run = 0
-    with cpu_threads(training.threads):
-        for epoch in range(training.epochs):
-            for (f, _, _), run, history in zip(plan, runs, histories):
-                torch.set_rng_state(run.rng_state)
-                record = next(run.epochs)
-                run.rng_state = torch.get_rng_state()
-                if not math.isfinite(record["train_loss"]):
-                    raise FloatingPointError(
-                        f"fold {f}: the training loss is {record['train_loss']} at epoch {epoch}"
-                    )
-                for key, value in record.items():
-                    history[key].append(value)
-            epochs_run = epoch + 1
-            mean = float(np.mean([h["val_accuracy"][-1] for h in histories]))
-            if on_epoch is not None and on_epoch(epoch, mean) and epochs_run < training.epochs:
-                stopped = True
-                break
+    tensors = [_fold_tensors(features, labels, fold) for fold in folds]
+    members = []
+    for f, s, seed in plan:
+        generator = seed_everything(seed)  # before building: the weights draw from it
+        fit_x, fit_y, val_x, val_y = tensors[f]
+        name = f"fold {f}" if s == 0 else f"fold {f} seed {s}"
+        network = mlp_from_params(model)
+        members.append(Member(network, fit_x, fit_y, generator, (val_x, val_y), name=name))
+    histories = train(
+        members,
+        training,
+        stacked=stacked,
+        on_epoch=on_epoch,
+        description=f"{len(folds)} folds",
+    )
+    stopped = len(histories[0]["train_loss"]) < training.epochs
     states = (
-        [{k: v.detach().clone() for k, v in run.network.state_dict().items()} for run in runs]
+        [{k: v.detach().clone() for k, v in m.network.state_dict().items()} for m in members]
         if keep_networks
         else None
     )
@@ -194,29 +159,6 @@ def _result(
     )
 
 
-def _cross_validate_stacked(
-    features: np.ndarray,
-    labels: np.ndarray,
-    folds: Sequence[tuple[np.ndarray, np.ndarray]],
-    plan: list[tuple[int, int, int]],
-    *,
-    model: ModelParams,
-    training: TrainingParams,
-    on_epoch: Callable[[int, float], bool] | None,
-    keep_networks: bool,
-) -> CVResult:
-    tensors = [_fold_tensors(features, labels, fold) for fold in folds]
-    members = [
-        Member(*tensors[f], seed=seed, name=f"fold {f}" if s == 0 else f"fold {f} seed {s}")
-        for f, s, seed in plan
-    ]
-    results = train_stacked(members, model, training, on_epoch=on_epoch)
-    histories = [r.history for r in results]
-    stopped = len(histories[0]["train_loss"]) < training.epochs
-    states = [r.state_dict for r in results] if keep_networks else None
-    return _result(features, folds, plan, histories, states, stopped)
-
-
 def _fold_tensors(
     features: np.ndarray, labels: np.ndarray, fold: tuple[np.ndarray, np.ndarray]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -229,29 +171,3 @@ def _fold_tensors(
         return torch.from_numpy(scaled), torch.from_numpy(np.asarray(labels[rows], dtype=np.int64))
 
     return *tensors(train_idx), *tensors(val_idx)
-
-
-@dataclass
-class _Fold:
-    network: torch.nn.Module
-    epochs: Iterator[dict[str, float]]
-    rng_state: torch.Tensor
-
-
-def _start_fold(
-    features: np.ndarray,
-    labels: np.ndarray,
-    fold: tuple[np.ndarray, np.ndarray],
-    seed: int,
-    *,
-    model: ModelParams,
-    training: TrainingParams,
-) -> _Fold:
-    fit_x, fit_y, val_x, val_y = _fold_tensors(features, labels, fold)
-    generator = seed_everything(seed)
-    network = mlp_from_params(model)
-    trainable = [p for p in network.parameters() if p.requires_grad]
-    epochs = start_training(
-        network, trainable, fit_x, fit_y, training, generator=generator, validation=(val_x, val_y)
-    )
-    return _Fold(network=network, epochs=epochs, rng_state=torch.get_rng_state())

@@ -13,7 +13,8 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import Field, create_model, model_validator
 
-from .config import Block, ModelParams, OptimizerParams, Params, TrainingParams, check_settings
+from .config import Block, ModelParams, OptimizerParams, Params, TrainingParams
+from .optim import check_settings
 
 B = TypeVar("B", bound=Params)
 

@@ -32,6 +32,7 @@ from torch import nn
 from neural_net_lab.datasets.tuned_parameters import TunedParams
 from neural_net_lab.engine.config import Block, ModelParams, PositiveInt
 from neural_net_lab.engine.ensemble import Ensemble, build_ensemble, load_ensemble, state_of
+from neural_net_lab.engine.model import mlp_layout
 from neural_net_lab.table import TableSchema, scaler_arrays
 
 logger = logging.getLogger(__name__)
@@ -51,27 +52,16 @@ class ServedModelParams(Block):
 def network_layers(model: nn.Sequential) -> tuple[list[dict[str, torch.Tensor]], float]:
     """Each linear layer's weight and bias, and the LeakyReLU slope between them.
 
-    The served model rebuilds exactly Linear → LeakyReLU → … → Linear, so any other layer type
-    is refused rather than silently dropped (dropout is the identity when predicting).
+    The served model rebuilds exactly Linear → LeakyReLU → … → Linear (dropout is the
+    identity when predicting), so the network's layout is read as the engine reads it
+    (``engine.model.mlp_layout``), and a network with any other layer is refused there, by name.
     """
-    others = sorted(
-        {
-            type(m).__name__
-            for m in model
-            if not isinstance(m, nn.Linear | nn.LeakyReLU | nn.Dropout)
-        }
-    )
-    if others:
-        raise ValueError(f"the served model supports Linear/LeakyReLU/Dropout layers, got {others}")
-    slopes = {m.negative_slope for m in model if isinstance(m, nn.LeakyReLU)}
-    if len(slopes) > 1:
-        raise ValueError(f"the served model needs one LeakyReLU slope, got {sorted(slopes)}")
+    layout = mlp_layout(model)
     layers = [
-        {"weight": m.weight.detach().clone(), "bias": m.bias.detach().clone()}
-        for m in model
-        if isinstance(m, nn.Linear)
+        {"weight": layer.weight.detach().clone(), "bias": layer.bias.detach().clone()}
+        for layer in layout.linears
     ]
-    return layers, slopes.pop() if slopes else 0.0  # one linear layer: no activation to set
+    return layers, layout.negative_slope
 
 
 def scaled_network(

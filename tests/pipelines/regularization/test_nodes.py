@@ -11,12 +11,13 @@ import torch
 from torch.nn import functional as F
 
 from neural_net_lab.engine.augmentation import build_augmentation
-from neural_net_lab.engine.config import AugmentationParams
+from neural_net_lab.engine.config import AugmentationParams, TrainingParams
 from neural_net_lab.engine.data import predict_logits
 from neural_net_lab.engine.errors import ParameterError
 from neural_net_lab.engine.model import build_mlp
 from neural_net_lab.engine.overrides import VariantParams
-from neural_net_lab.engine.training import evaluate, train
+from neural_net_lab.engine.reference import evaluate
+from neural_net_lab.engine.training import Member, train
 from neural_net_lab.pipelines.regularization.nodes import (
     compare_variants,
     dropout_demonstration,
@@ -35,6 +36,14 @@ from neural_net_lab.variants import train_variant
 
 DEMO = DropoutDemoParams(seed=0, shape=[5, 6], low=1, high=10, p=0.5)
 REPORT = RegularizationReportParams(near_zero_threshold=1e-3)
+
+
+def _training(gradients: str, optimizer: str, lr: float, **settings) -> TrainingParams:
+    return TrainingParams.model_validate(
+        {"seed": 0, "optimizer": {"name": optimizer, "lr": lr}, "gradients": gradients}
+        | {"progress": False}
+        | settings
+    )
 
 
 def _tiny_problem(rows: int = 8) -> tuple[torch.nn.Sequential, torch.Tensor, torch.Tensor]:
@@ -74,19 +83,9 @@ def test_engine_l1_step_adds_lambda_sign_w_to_weight_gradients_only(gradients):
     histories = {}
     for l1_lambda in (0.0, lam):
         model = copy.deepcopy(start)
-        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-        histories[l1_lambda] = train(
-            model,
-            optimizer,
-            features,
-            labels,
-            epochs=1,
-            batch_size=len(features),
-            generator=torch.Generator().manual_seed(0),
-            l1_lambda=l1_lambda,
-            gradients=gradients,
-            progress=False,
-        )
+        settings = {"epochs": 1, "batch_size": len(features), "l1_lambda": l1_lambda}
+        member = Member(model, features, labels, torch.Generator().manual_seed(0))
+        (histories[l1_lambda],) = train([member], _training(gradients, "SGD", 1.0, **settings))
     for name, param in model.named_parameters():
         torch.testing.assert_close(param.detach(), expected[name], rtol=0, atol=1e-6, msg=name)
     assert model[0].weight[0, 0].item() == pytest.approx(expected["0.weight"][0, 0].item())
@@ -132,17 +131,8 @@ def test_dropout_keeps_the_expected_activation_and_is_off_after_training():
     assert (means - without).abs().max() <= 5 * without.abs().max() / math.sqrt(400)
 
     features, labels = torch.randn(64, 3), torch.randint(0, 2, (64,))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    train(
-        model,
-        optimizer,
-        features,
-        labels,
-        epochs=1,
-        batch_size=16,
-        generator=torch.Generator().manual_seed(0),
-        progress=False,
-    )
+    member = Member(model, features, labels, torch.Generator().manual_seed(0))
+    train([member], _training("auto", "Adam", 0.01, epochs=1, batch_size=16))
     assert not model.training
     assert torch.equal(predict_logits(model, features), predict_logits(model, features))
 
@@ -161,19 +151,9 @@ def test_augmentation_perturbs_training_batches_only(gradients):
         return out
 
     model = build_mlp(3, [8], 2)
-    history = train(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        features,
-        labels,
-        epochs=2,
-        batch_size=16,
-        generator=torch.Generator().manual_seed(0),
-        validation=validation,
-        augmentation=recording,
-        gradients=gradients,
-        progress=False,
-    )
+    member = Member(model, features, labels, torch.Generator().manual_seed(0), validation)
+    settings = _training(gradients, "SGD", 0.1, epochs=2, batch_size=16)
+    (history,) = train([member], settings, augmentation=recording)
 
     # Called once per training batch (3 per epoch), on training rows only, never on validation.
     assert [len(batch) for batch, _ in seen] == [16, 16, 8] * 2

@@ -5,7 +5,7 @@ Two networks get the same three-way check:
   from ``params:backprop``; its backward pass is written out in ``lesson_network``;
 - the MLP of ``params:model`` (its widths those of the user's table) at a seeded
   initialization on a few real rows of ``train_set``; its backward pass is the engine's ``ManualMLPGradient`` (the lesson's formulas
-  layer by layer; training runs them batched in ``engine.stacked``).
+  layer by layer; training runs them batched in ``engine.stack``).
 Everything runs in float64, so that the three methods can agree to ~1e-10 and any larger
 difference is a bug rather than rounding. The finite differences are in
 ``finite_differences``, the report's sections in ``report``.
