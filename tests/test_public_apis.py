@@ -114,14 +114,7 @@ def _broken(rule) -> list[str]:
     [
         private_names,
         operators,
-        pytest.param(
-            study_storage,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="pipelines/tuning/study.py reads study._storage; another branch removes "
-                "it: drop this mark once that branch is merged",
-            ),
-        ),
+        study_storage,
         version_specific_keys,
     ],
 )
