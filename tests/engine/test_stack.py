@@ -339,3 +339,37 @@ def test_cross_validation_stacks_its_folds_by_default_with_the_same_results(raw_
         np.testing.assert_allclose(mine["train_loss"], theirs["train_loss"], rtol=1e-5)
         np.testing.assert_allclose(mine["val_accuracy"], theirs["val_accuracy"], atol=1 / 100)
     assert (stacked.epochs_run, stacked.stopped) == (alone.epochs_run, alone.stopped) == (3, False)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"name": "Adam", "lr": 0.01},
+        {"name": "Adam", "lr": 0.01, "weight_decay": 0.1, "amsgrad": True, "maximize": True},
+        {"name": "Adam", "lr": 0.01, "betas": [0.8, 0.99], "fused": False, "foreach": False},
+    ],
+)
+def test_adam_steps_a_stack_as_adams_own_step_to_the_bit(config):
+    """``AdamSteps`` calls the function ``Adam.step()`` calls: the same numbers, bit for bit,
+    after steps where a member sits out, whatever the settings choose (fused, the plain
+    loop, AMSGrad)."""
+    torch.manual_seed(0)
+    shapes = [(16, 4), (16,), (3, 16), (3,)]
+    initial = [torch.randn(2, *shape) for shape in shapes]
+    typed = OptimizerParams.model_validate(config)
+    stacked = StackedParameters(initial, [({}, [0, 1, 2, 3])], typed)
+    assert stacked.adam_steps is not None  # the functional path is what is tested
+    alone = [[t[k].clone() for t in initial] for k in range(2)]
+    optimizers = [build_optimizer(params, typed) for params in alone]
+    for step in range(5):
+        active = (1,) if step == 2 else None
+        for g in stacked.grads:
+            g.copy_(torch.randn_like(g))
+        stacked.step(active)
+        for k in active or range(2):
+            for param, g in zip(alone[k], stacked.grads, strict=True):
+                param.grad = g[k].clone()
+            optimizers[k].step()
+    for k in range(2):
+        for t, param in zip(stacked.values, alone[k], strict=True):
+            assert torch.equal(t[k], param)
