@@ -205,18 +205,24 @@ def test_the_stacked_step_is_torch_optims_step_per_member(config, groups):
 
     stacked = StackedParameters(initial, layout, typed)
     alone_optimizers = [build_optimizer(grouped(params), typed) for params in alone]
-    for step in range(6):
-        active = (0, 2) if step in (2, 4) else None
-        for g in stacked.grads:
-            g.copy_(torch.randn_like(g))
-        stacked.step(active)
-        for k in active or range(3):
-            for param, g in zip(alone[k], stacked.grads, strict=True):
-                param.grad = g[k].clone()
-            alone_optimizers[k].step()
+    _step_both(stacked, alone, alone_optimizers, sitting_out={2: (0, 2), 4: (0, 2)}, steps=6)
     for k in range(3):
         for t, param in zip(stacked.values, alone[k], strict=True):
             torch.testing.assert_close(t[k], param, rtol=1e-6, atol=1e-7)
+
+
+def _step_both(stacked, alone, optimizers, sitting_out, steps):
+    """Random gradients, stepped by the stack and by each member's own optimizer; at step
+    i only the members ``sitting_out[i]`` names take part."""
+    for step in range(steps):
+        active = sitting_out.get(step)
+        for g in stacked.grads:
+            g.copy_(torch.randn_like(g))
+        stacked.step(active)
+        for k in active or range(len(alone)):
+            for param, g in zip(alone[k], stacked.grads, strict=True):
+                param.grad = g[k].clone()
+            optimizers[k].step()
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "NAdam", "Rprop"])
@@ -361,15 +367,7 @@ def test_adam_steps_a_stack_as_adams_own_step_to_the_bit(config):
     assert stacked.adam_steps is not None  # the functional path is what is tested
     alone = [[t[k].clone() for t in initial] for k in range(2)]
     optimizers = [build_optimizer(params, typed) for params in alone]
-    for step in range(5):
-        active = (1,) if step == 2 else None
-        for g in stacked.grads:
-            g.copy_(torch.randn_like(g))
-        stacked.step(active)
-        for k in active or range(2):
-            for param, g in zip(alone[k], stacked.grads, strict=True):
-                param.grad = g[k].clone()
-            optimizers[k].step()
+    _step_both(stacked, alone, optimizers, sitting_out={2: (1,)}, steps=5)
     for k in range(2):
         for t, param in zip(stacked.values, alone[k], strict=True):
             assert torch.equal(t[k], param)
