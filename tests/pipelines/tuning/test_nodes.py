@@ -13,12 +13,14 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import create_trial
 
 from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.pipelines.tuning import drivers, executor
 from neural_net_lab.pipelines.tuning import study as studies
 from neural_net_lab.pipelines.tuning.config import TuningParams
-from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study
+from neural_net_lab.pipelines.tuning.nodes import prepare_folds, run_study, study_plots
 from neural_net_lab.pipelines.tuning.search_space import check_space, configure
 from neural_net_lab.pipelines.tuning.storage import OptunaStorageDataset
 
@@ -286,3 +288,19 @@ def test_the_study_storage_url_comes_from_credentials_only(tmp_path):
     secret = OptunaStorageDataset(credentials={"url": "postgresql://u:SECRET@db/optuna"})
     assert secret.load() == {"url": "postgresql://u:SECRET@db/optuna"}
     assert "SECRET" not in str(secret)
+
+
+def test_the_study_plots_name_the_objective_cv_accuracy():
+    """Optuna's plots say "Objective Value" unless given the objective's name."""
+    space = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "dropout": FloatDistribution(0, 0.5)}
+    trials = [
+        create_trial(params={"lr": lr, "dropout": d}, distributions=space, value=0.8 + d / 10)
+        for lr, d in [(1e-3, 0.1), (1e-2, 0.4), (3e-4, 0.2), (5e-2, 0.0)]
+    ]
+    history, importances = study_plots(trials)
+    assert history.axes[0].get_ylabel() == "cv_accuracy"
+    texts = [t.get_text() for ax in importances.axes for t in ax.texts]
+    texts += [
+        t.get_text() for ax in importances.axes if ax.get_legend() for t in ax.get_legend().texts
+    ]
+    assert not any("Objective Value" in t for t in texts), texts

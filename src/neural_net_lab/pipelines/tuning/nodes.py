@@ -328,11 +328,21 @@ def study_plots(trials: list[Any]) -> tuple[plt.Figure, plt.Figure]:
     import optuna  # noqa: PLC0415 - only the tuning pipeline pays for optuna
     from optuna.visualization import matplotlib as plots  # noqa: PLC0415
 
+    from .study import METRIC  # noqa: PLC0415
+
     study = optuna.create_study(direction="maximize")
     study.add_trials(trials)
+    # Optuna's plots label the objective "Objective Value" unless told its name.
     return (
-        reports.figure_of(plots.plot_optimization_history, study, title="optimization history"),
-        reports.figure_of(plots.plot_param_importances, study, title="parameter importances"),
+        reports.figure_of(
+            plots.plot_optimization_history,
+            study,
+            title="optimization history",
+            target_name=METRIC,
+        ),
+        reports.figure_of(
+            plots.plot_param_importances, study, title="parameter importances", target_name=METRIC
+        ),
     )
 
 

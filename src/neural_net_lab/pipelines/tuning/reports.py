@@ -143,13 +143,13 @@ def log_trial_run(trial: Any) -> str | None:
     return run.info.run_id
 
 
-def figure_of(plot: Any, *args: Any, title: str) -> plt.Figure:
+def figure_of(plot: Any, *args: Any, title: str, **options: Any) -> plt.Figure:
     """An Optuna matplotlib plot as a figure; a note in its place when it cannot be drawn
     (importances need two complete trials that differ)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
         try:
-            axis = plot(*args)
+            axis = plot(*args, **options)
             figure = axis.figure if hasattr(axis, "figure") else axis.flat[0].figure
         except (ValueError, RuntimeError, ZeroDivisionError) as error:
             figure, axis = plt.subplots(figsize=(6, 2))
