@@ -1,14 +1,8 @@
 """Optimizers, in one room: the ``torch.optim`` class a block names, its settings checked
-against torch, the optimizer built, which optimizers a stack of networks can share (a rule
-checked in code), and how one optimizer steps every member of a stack.
-
-Every hand-derived training steps a stock ``torch.optim`` optimizer. At batch 16 the step's
-fixed cost per tensor (the Python wrapper around the fused kernel) is a large part of a
-training step, so a stack keeps each member's trainable tensors as views into one flat row
-and hands the optimizer one tensor per member instead of one per layer
-(``StackedParameters``). Adam, the default, steps through ``torch.optim.adam.adam``, the
-public function its ``step()`` calls (``AdamSteps``); every other optimizer through
-``optimizer.step()``.
+against torch, the optimizer built, which optimizers a stack can share (a rule checked in
+code), and how one optimizer steps every member of a stack: each member's tensors as views
+into one flat row (``StackedParameters``), Adam through its public function (``AdamSteps``),
+since at batch 16 the step's fixed costs are a large part of a training step.
 """
 
 from __future__ import annotations
@@ -145,12 +139,11 @@ class StackedParameters:
     """K members' trainable tensors, each ``[K, *shape]``, and one optimizer stepping them.
 
     ``initial[i]`` holds tensor i of every member (member k's at index k), ``groups`` the
-    parameter groups as (options such as ``lr``, indices into ``initial``): the same for
-    every member. ``values[i]`` and ``grads[i]`` are the tensors the formulas read and
-    fill. Within a group, member k's tensors whose size is a multiple of ``_LANES``, and one
-    other last, are views into one flat row of that member (see ``_LANES``), and the
-    optimizer holds that row; each member's further tensors it holds one by one. Each member so has its own
-    optimizer state and step count, and sits a step out when its gradients are taken away.
+    parameter groups as (options such as ``lr``, indices into ``initial``), the same for
+    every member; ``values[i]`` and ``grads[i]`` are what the formulas read and fill. Within
+    a group, a member's tensors whose size is a multiple of ``_LANES``, and one other last,
+    are views into one flat row that the optimizer holds; further tensors it holds alone.
+    Each member has its own optimizer state and sits a step out when it is not ``active``.
     """
 
     def __init__(
@@ -183,9 +176,8 @@ class StackedParameters:
         self.held = held
         # Every tensor frozen: nothing to step (the stack still computes the losses).
         self.optimizer = build_optimizer(param_groups, config) if param_groups else None
-        self.adam_steps = (
-            AdamSteps(self.optimizer, held) if type(self.optimizer) is optim.Adam else None
-        )
+        adam_only = type(self.optimizer) is optim.Adam
+        self.adam_steps = AdamSteps(self.optimizer, members) if adam_only else None
 
     def _flat_row(
         self, initial: Sequence[torch.Tensor], indices: list[int]
@@ -205,7 +197,7 @@ class StackedParameters:
         return flat, flat_grad
 
     def step(self, active: Sequence[int] | None = None) -> None:
-        """``optimizer.step()`` for the members in ``active`` (None: all)."""
+        """One optimizer step for the members in ``active`` (None: all)."""
         if self.optimizer is None:
             return
         if self.adam_steps is not None:
@@ -223,52 +215,43 @@ class StackedParameters:
 
 
 class AdamSteps:
-    """Adam's step for a stack, through ``torch.optim.adam.adam``: the public function (in
-    its module's ``__all__``) that ``Adam.step()`` itself calls, with the optimizer's own
-    parameter groups, so the same kernel makes the same numbers.
-
-    ``step()`` wraps that call in a profiling context, step hooks and a regrouping of the
-    tensors by device and dtype: about 40 µs of a 170 µs step of the phone MLP at batch 16,
-    which a stack pays once and a single network on every step. Here the state (the moments
-    and the step count, the tensors ``step()`` would make) is this object's, and a member
-    that sits a step out is left out of the call. The settings are the groups' as the
-    optimizer stored them; any the function takes is passed on by name, so a setting that
-    only some torch versions have follows the version installed.
+    """Adam's step for a stack through ``torch.optim.adam.adam``, the public function (in its
+    module's ``__all__``) that ``Adam.step()`` calls, on the optimizer's own groups: the same
+    kernel, the same numbers, without ``step()``'s profiling context, hooks and regrouping
+    (about 40 µs of a 170 µs step at batch 16). The moments and step counts are kept here; a
+    member that sits a step out is left out of the call. Every group setting the function
+    takes is passed by name, so one only some torch versions have follows the installed one.
     """
 
     _TAKES = frozenset(inspect.signature(adam).parameters)
 
-    def __init__(self, optimizer: optim.Optimizer, held: Sequence[Sequence[tuple[Any, Any]]]):
-        in_group = [{id(p) for p in group["params"]} for group in optimizer.param_groups]
+    def __init__(self, optimizer: optim.Adam, members: int):
+        self.members = members
         self.groups = []
-        for group, ids in zip(optimizer.param_groups, in_group, strict=True):
-            members = []
-            for pairs in held:
-                params = [p for p, _ in pairs if id(p) in ids]
-                members.append(
-                    {
-                        "params": params,
-                        "grads": [p.grad for p in params],
-                        "exp_avgs": [torch.zeros_like(p) for p in params],
-                        "exp_avg_sqs": [torch.zeros_like(p) for p in params],
-                        "max_exp_avg_sqs": (
-                            [torch.zeros_like(p) for p in params] if group["amsgrad"] else []
-                        ),
-                        # float32, as Adam makes the step count of a fused or plain float32 step
-                        "state_steps": [torch.zeros((), dtype=torch.float32) for _ in params],
-                    }
-                )
-            self.groups.append((group, members, self._lists(members)))
-
-    @staticmethod
-    def _lists(members: Sequence[Mapping[str, list]]) -> dict[str, list]:
-        return {key: [t for m in members for t in m[key]] for key in members[0]}
+        for group in optimizer.param_groups:
+            params = group["params"]
+            state = {
+                "params": params,
+                "grads": [p.grad for p in params],
+                "exp_avgs": [torch.zeros_like(p) for p in params],
+                "exp_avg_sqs": [torch.zeros_like(p) for p in params],
+                "max_exp_avg_sqs": [torch.zeros_like(p) for p in params]
+                if group["amsgrad"]
+                else [],
+                # float32: the step count Adam keeps for a fused or a float32 step
+                "state_steps": [torch.zeros((), dtype=torch.float32) for _ in params],
+            }
+            self.groups.append((group, state))
 
     def step(self, active: Sequence[int] | None = None) -> None:
-        for group, members, every in self.groups:
-            lists = every if active is None else self._lists([members[k] for k in active])
-            if not lists["params"]:
-                continue
+        for group, every in self.groups:
+            state = every
+            if active is not None:  # a group holds n tensors of each member, member by member
+                n = len(every["params"]) // self.members
+                state = {
+                    key: [t for k in active for t in ts[k * n : (k + 1) * n]]
+                    for key, ts in every.items()
+                }
             settings = {k: v for k, v in group.items() if k in self._TAKES and k != "params"}
             settings["beta1"], settings["beta2"] = group["betas"]
-            adam(**lists, **settings)
+            adam(**state, **settings)
