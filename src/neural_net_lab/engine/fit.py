@@ -11,7 +11,7 @@ from .config import ModelParams, TrainingParams
 from .data import ModelInputs, accuracy, predict_logits, to_tensors
 from .model import mlp_from_params
 from .seeding import seed_everything
-from .training import start_training
+from .training import Member, train
 
 
 def fit_classifier(
@@ -31,19 +31,9 @@ def fit_classifier(
     validation = None
     if len(validation_set):
         validation = to_tensors(validation_set, schema.inputs, schema.target)
-    trainable = [p for p in network.parameters() if p.requires_grad]
+    member = Member(network, features, labels, generator, validation, name=description)
     started = time.perf_counter()
-    epochs = start_training(
-        network,
-        trainable,
-        features,
-        labels,
-        training,
-        generator=generator,
-        validation=validation,
-        description=description,
-    )
-    history = epochs.history(training.threads, training.progress)
+    history = train([member], training)[0]
     return network, history, time.perf_counter() - started
 
 

@@ -124,33 +124,6 @@ def train(
     )
 
 
-def start_training(
-    model: nn.Module,
-    parameters: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-    features: torch.Tensor,
-    labels: torch.Tensor,
-    training: TrainingParams,
-    *,
-    generator: torch.Generator,
-    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
-    description: str = "training",
-) -> _OneNetwork:
-    """One network as a ``Member``, trained by ``.history(threads, progress)`` (the form
-    transfer's nodes call)."""
-    member = Member(model, features, labels, generator, validation, parameters, description)
-    return _OneNetwork(member, training)
-
-
-@dataclass(frozen=True)
-class _OneNetwork:
-    member: Member
-    training: TrainingParams
-
-    def history(self, threads: int | None = 1, progress: bool = True) -> dict[str, list[float]]:
-        training = self.training.model_copy(update={"threads": threads, "progress": progress})
-        return train([self.member], training)[0]
-
-
 def _check_members(members: Sequence[Member]) -> list[str]:
     """The members' names; a ``ValueError`` naming the member and the problem otherwise."""
     if not members:

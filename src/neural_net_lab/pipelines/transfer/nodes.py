@@ -22,7 +22,7 @@ from neural_net_lab.engine.fit import split_accuracy
 from neural_net_lab.engine.overrides import with_overrides
 from neural_net_lab.engine.seeding import seed_everything
 from neural_net_lab.engine.tracking import child_run, log_curves, log_history_and_metrics
-from neural_net_lab.engine.training import start_training
+from neural_net_lab.engine.training import Member, train
 from neural_net_lab.reporting import markdown_table
 from neural_net_lab.table import TableSchema
 
@@ -46,12 +46,10 @@ def fit_strategy(
     network = build_target_network(pretrained, model, strategy)
     groups = parameter_groups(network, training.optimizer.lr, strategy.hidden_lr_factor)
     features, labels = to_tensors(subset, schema.inputs, schema.target)
-    started = time.perf_counter()
     description = f"{strategy.name} on {len(subset)} rows"
-    epochs = start_training(
-        network, groups, features, labels, training, generator=generator, description=description
-    )
-    history = epochs.history(training.threads, training.progress)
+    member = Member(network, features, labels, generator, parameters=groups, name=description)
+    started = time.perf_counter()
+    history = train([member], training)[0]
     return network, history, time.perf_counter() - started
 
 
