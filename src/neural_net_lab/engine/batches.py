@@ -3,7 +3,7 @@
 Each member draws from its own generator, in one fixed order, exactly what a training of it
 alone draws: per epoch the permutation of its rows, then per batch the augmentation noise
 and one dropout mask per hidden layer. The autograd reference path
-(``engine.autograd_path``) draws the same numbers in the same order.
+(``engine.reference``) draws the same numbers in the same order.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ class TuningParams(Block):
     # A journal's trials left RUNNING are failed by age; a database's by heartbeat.
     stale_after: Annotated[float, Field(gt=0)] = 3600.0
     heartbeat: HeartbeatParams = HeartbeatParams()
-    # Folds trained as one stacked network (engine.stacked): the same numbers, faster.
+    # Folds trained as one stacked network (engine.stack): the same numbers, faster.
     stacked: bool = True
     # What is served as the tuned model: the chosen trial's fold networks averaged
     # (each fold trained with `ensemble_seeds` seeds), or one network refit on all rows.
