@@ -16,6 +16,7 @@ from scipy import stats
 from neural_net_lab.comparison import (
     CONFIDENCE,
     NO_DIFFERENCE,
+    corrected_interval,
     corrected_t_test,
     mcnemar_exact,
     verdict,
@@ -101,6 +102,21 @@ def test_corrected_t_test_interval_and_p_value_agree(seed):
     assert (result["verdict"] != NO_DIFFERENCE) == significant
 
 
+def test_a_models_own_interval_is_the_same_correction():
+    # One model's fold accuracies: the mean and the interval the paired test would give for
+    # their differences from 0.
+    accuracy = [0.90, 0.95, 0.925, 0.90, 0.95]
+    interval = corrected_interval(accuracy, 0.25)
+    mean, s2 = 0.925, sum((a - 0.925) ** 2 for a in accuracy) / 4  # 6.25e-4
+    half = 2.776 * ((1 / 5 + 0.25) * s2) ** 0.5  # t_{0.975, 4} = 2.776 (printed table)
+    assert interval["mean"] == pytest.approx(mean)
+    assert (interval["ci_low"], interval["ci_high"]) == pytest.approx(
+        (mean - half, mean + half), abs=1e-4
+    )
+    paired = corrected_t_test(accuracy, 0.25)
+    assert (paired["ci_low"], paired["ci_high"]) == (interval["ci_low"], interval["ci_high"])
+
+
 def test_identical_models_show_no_difference():
     result = corrected_t_test([0.0] * 10, RATIO)
     assert (result["p_value"], result["t"]) == (1.0, 0.0)
@@ -112,6 +128,7 @@ def test_identical_models_show_no_difference():
 def test_a_constant_nonzero_difference_is_certain(constant, expected):
     result = corrected_t_test([constant] * 10, RATIO)
     assert result["p_value"] == 0.0
+    assert result["t"] is None  # infinite: JSON has no value for it
     assert result["ci_low"] == result["ci_high"] == result["mean_difference"] == constant
     assert result["verdict"] == expected
 
@@ -189,9 +206,11 @@ def test_results_are_plain_json():
     results = [
         corrected_t_test(_differences(0.02), RATIO),
         corrected_t_test([0.0] * 10, RATIO),
+        corrected_t_test([0.1] * 10, RATIO),
+        corrected_interval([0.9, 0.95, 0.925, 0.9, 0.95], 0.25),
         wilson_interval(np.int64(390), np.int64(400)),
         mcnemar_exact(*_scored(10, 2)),
     ]
     for result in results:
-        assert all(type(v) in (float, int, str) for v in result.values()), result
+        assert all(type(v) in (float, int, str, type(None)) for v in result.values()), result
         assert json.loads(json.dumps(result, allow_nan=False)) == result

@@ -55,13 +55,15 @@ def _check_confidence(confidence: float) -> None:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
 
 
-def corrected_t_test(
-    differences: Sequence[float], test_train_ratio: float, confidence: float = CONFIDENCE
+def corrected_interval(
+    values: Sequence[float], test_train_ratio: float, confidence: float = CONFIDENCE
 ) -> dict[str, Any]:
-    """Corrected resampled t-test over the J = r·k paired per-fold differences (a − b) of a
-    repeated k-fold CV: variance s² (ddof=1) × (1/J + n_test/n_train), t with J−1 df."""
+    """The mean of J = r·k per-fold values of a repeated k-fold CV (a model's accuracies, or
+    two models' paired differences) with its corrected interval: variance s² (ddof=1) ×
+    (1/J + n_test/n_train), t quantile with J−1 df. Also ``standard_error`` (0 when every
+    value is the same), ``df`` and ``folds``."""
     _check_confidence(confidence)
-    values = np.asarray(differences, dtype=float).ravel()
+    values = np.asarray(values, dtype=float).ravel()
     folds = len(values)
     if folds < 2:
         raise ValueError(f"the corrected t-test needs at least 2 differences, got {folds}")
@@ -69,23 +71,42 @@ def corrected_t_test(
         raise ValueError("the differences must all be finite numbers")
     if not test_train_ratio > 0:
         raise ValueError(f"test_train_ratio (n_test/n_train) must be > 0, got {test_train_ratio}")
-    df = folds - 1
     # Checked exactly rather than through s² == 0: the mean of equal floats can be off by an
     # ulp, leaving a spurious s² of 1e-35 instead of the certainty the data show.
     if np.all(values == values[0]):
-        mean = float(values[0])
-        # Two identical models give 0/0: nothing tells them apart. Any other constant
-        # difference has no spread at all, so the sign is certain.
-        t = 0.0 if mean == 0 else math.copysign(math.inf, mean)
-        p_value = 1.0 if mean == 0 else 0.0
-        low = high = mean
+        mean, standard_error, half_width = float(values[0]), 0.0, 0.0
     else:
         mean = float(values.mean())
         standard_error = math.sqrt((1 / folds + test_train_ratio) * float(values.var(ddof=1)))
+        half_width = float(stats.t.ppf((1 + confidence) / 2, folds - 1)) * standard_error
+    return {
+        "mean": mean,
+        "ci_low": mean - half_width,
+        "ci_high": mean + half_width,
+        "standard_error": standard_error,
+        "df": folds - 1,
+        "folds": folds,
+    }
+
+
+def corrected_t_test(
+    differences: Sequence[float], test_train_ratio: float, confidence: float = CONFIDENCE
+) -> dict[str, Any]:
+    """Corrected resampled t-test over the J = r·k paired per-fold differences (a − b) of a
+    repeated k-fold CV: the mean difference, its ``corrected_interval`` and the two-sided
+    p-value of t = mean / corrected standard error with J−1 df."""
+    interval = corrected_interval(differences, test_train_ratio, confidence)
+    mean, standard_error, df = interval["mean"], interval["standard_error"], interval["df"]
+    if standard_error == 0:
+        # Two identical models give 0/0: nothing tells them apart. Any other constant
+        # difference has no spread at all, so its sign is certain; t is then infinite, which
+        # JSON cannot hold, so it is left out (None).
+        t = 0.0 if mean == 0 else None
+        p_value = 1.0 if mean == 0 else 0.0
+    else:
         t = mean / standard_error
         p_value = float(2 * stats.t.sf(abs(t), df))
-        half_width = float(stats.t.ppf((1 + confidence) / 2, df)) * standard_error
-        low, high = mean - half_width, mean + half_width
+    low, high = interval["ci_low"], interval["ci_high"]
     return {
         "mean_difference": mean,
         "ci_low": low,
@@ -93,7 +114,7 @@ def corrected_t_test(
         "p_value": p_value,
         "t": t,
         "df": df,
-        "folds": folds,
+        "folds": interval["folds"],
         "test_train_ratio": float(test_train_ratio),
         "verdict": verdict(low, high, confidence),
     }
