@@ -1,6 +1,7 @@
-"""Project datasets: thin variants of kedro-datasets / kedro-mlflow ones, the tuned
-configuration validated on load (``tuned_parameters``), and the atomic-save wrapper with the
-catalog class that applies it (``atomic``). They import the engine and writers, no pipeline.
+"""Project datasets: thin variants of kedro-datasets / kedro-mlflow ones, a run's MLflow
+description (``mlflow_note``), the tuned configuration validated on load
+(``tuned_parameters``), and the atomic-save wrapper with the catalog class that applies it
+(``atomic``). They import the engine and writers, no pipeline.
 
 settings.py imports ``atomic`` before MLflow's warnings are filtered, so this package imports
 the MLflow-based datasets only when they are first asked for (``__getattr__``).

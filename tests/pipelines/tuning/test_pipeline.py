@@ -61,10 +61,45 @@ def _check_report(metrics, tuned, data):
     assert metrics["ensemble"]["fold_accuracy"] == tuned["fold_accuracy"]
     assert metrics["ensemble"]["members"] == 2 * tuned["ensemble_seeds"]
     assert metrics["refit"]["cv_accuracy"] == metrics["ensemble"]["cv_accuracy"]
+    # Every score has its interval, and the interval holds the score.
+    for name in ("ensemble", "refit", "untuned_baseline", *metrics["baselines"]):
+        scores = metrics["baselines"].get(name) or metrics[name]
+        assert scores["cv_ci"][0] <= scores["cv_accuracy"] <= scores["cv_ci"][1], name
+        assert scores["test_ci"][0] <= scores["test_accuracy"] <= scores["test_ci"][1], name
+    # The served network against each tuned baseline on 3 fresh repetitions of the 2 folds.
+    comparison = metrics["comparison"]
+    assert (comparison["repeats"], comparison["folds"], comparison["members_per_fold"]) == (
+        3,
+        2,
+        tuned["ensemble_seeds"],
+    )
+    assert set(comparison["pairs"]) == set(metrics["baselines"])
+    assert len(comparison["repeated_cv"]["network"]["fold_accuracy"]) == 6
+    words = {"beats", "trails", "no detectable difference at 95%"}
+    for name, pair in comparison["pairs"].items():
+        assert {pair["cv"]["verdict"], pair["test"]["verdict"]} <= words
+        assert pair["cv"]["folds"] == 6 and pair["cv"]["test_train_ratio"] == pytest.approx(1.0)
+        # McNemar pairs the same test rows whose accuracies the table reports.
+        assert pair["test"]["difference"] == pytest.approx(
+            metrics["ensemble"]["test_accuracy"] - metrics["baselines"][name]["test_accuracy"]
+        )
+        assert pair["test"]["difference"] == pytest.approx(
+            (pair["test"]["a_only"] - pair["test"]["b_only"]) / pair["test"]["rows"]
+        )
+        assert metrics["verdict"]["pairs"][name] == {
+            "cv": pair["cv"]["verdict"],
+            "test": pair["test"]["verdict"],
+        }
+    best = comparison["best_baseline"]
+    assert comparison["repeated_cv"][best]["accuracy"] == max(
+        comparison["repeated_cv"][n]["accuracy"] for n in metrics["baselines"]
+    )
     summary = (data / "08_reporting/tuning_summary.md").read_text()
-    assert metrics["verdict"]["cv"] in summary and metrics["verdict"]["test"] in summary
-    assert "On cross-validation" in summary and "On the test split" in summary
+    assert metrics["verdict"]["headline"] in summary
+    assert all(line in summary for line in metrics["verdict"]["lines"])
+    assert "chosen on these same rows" in summary
     assert "LogisticRegression C=1 (untuned)" in summary
+    assert "leads" not in summary and "does not beat" not in summary
 
 
 def _check_child_runs(client, parent_id, data):
@@ -185,8 +220,22 @@ def test_tuning_runs_resumes_refits_and_keeps_other_data_apart(project_copy):
         "model": tuned["model"],
         "training": tuned["training"],
     }
-    for name in ("tuning_summary.md", "tuning_history.png", "tuning_importances.png"):
+    pictures = ("tuning_comparison.png", "tuned_feature_importance.png", "tuned_calibration.png")
+    for name in ("tuning_summary.md", "tuning_history.png", "tuning_importances.png", *pictures):
         assert (data / "08_reporting" / name).stat().st_size > 0
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert set(pictures) | {"tuned_feature_importance.json", "tuned_calibration.json"} <= artifacts
+    # The run's page in the MLflow UI reads who won (its description).
+    note = parent.data.tags["mlflow.note.content"]
+    assert metrics["verdict"]["headline"] in note and all(
+        line in note for line in metrics["verdict"]["lines"]
+    )
+    best = metrics["comparison"]["best_baseline"]
+    assert parent.data.metrics[f"tuning.vs.{best}.cv_p_value"] == pytest.approx(
+        metrics["comparison"]["pairs"][best]["cv"]["p_value"]
+    )
+    importance = json.loads((data / "08_reporting/tuned_feature_importance.json").read_text())
+    assert {f["feature"] for f in importance["features"]} == set(FEATURES)
     version = client.get_model_version_by_alias("phone_price_classifier", "tuned")
     served = json.loads((data / "06_models/tuned_served_model.json").read_text())
     assert str(served["registered_model_version"]) == str(version.version)

@@ -143,6 +143,13 @@ def tune_baselines(
     return results
 
 
+def tuned_pipeline(name: str, entry: BaselineParams, params: Mapping[str, Any]) -> Pipeline:
+    """The baseline's scaler and estimator with the arguments its search chose (``params``,
+    as ``tune_baselines`` reports them), unfitted: what the final comparison scores on its
+    repeated folds and refits on the whole training split."""
+    return _pipeline(name, entry).set_params(**_prefixed(params))
+
+
 def _report_convergence(name: str, seen: list[warnings.WarningMessage]) -> None:
     unconverged = [w for w in seen if issubclass(w.category, ConvergenceWarning)]
     for other in seen:

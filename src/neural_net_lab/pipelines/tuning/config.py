@@ -56,6 +56,16 @@ class PrunerParams(Params):
         return dict(self.model_extra or {})
 
 
+class ComparisonParams(Block):
+    """The final comparison's repeated folds: after the study, the served network and every
+    tuned baseline are scored on ``repeats`` fresh repetitions of stratified k-fold (the
+    study's ``folds``), shuffled by ``seed``; the paired differences feed the corrected
+    resampled t-test (``neural_net_lab.comparison``)."""
+
+    repeats: PositiveInt = 3
+    seed: NonNegativeInt = 7
+
+
 class TuningParams(Block):
     """``tuning`` in parameters_tuning.yml."""
 
@@ -80,6 +90,7 @@ class TuningParams(Block):
     search_space: dict[str, Dimension] = Field(min_length=1)
     # Classical models tuned on the study's folds, refit and scored once on the test split.
     baselines: dict[str, BaselineParams] = Field(default_factory=dict)
+    comparison: ComparisonParams = ComparisonParams()
     dask: DaskParams = DaskParams()
 
     @field_validator("search_space")
@@ -93,6 +104,19 @@ class TuningParams(Block):
                     f"{' or '.join(SEARCHABLE_BLOCKS)} block, e.g. training.optimizer.lr"
                 )
         return space
+
+    @model_validator(mode="after")
+    def _fresh_comparison_folds(self) -> TuningParams:
+        # RepeatedStratifiedKFold(random_state=s) draws its first repetition exactly as
+        # StratifiedKFold(shuffle=True, random_state=s) does: with the fold seed, the
+        # "fresh" folds would begin with the study's own.
+        if self.comparison.seed == self.fold_seed:
+            raise ValueError(
+                f"comparison.seed ({self.comparison.seed}) equals fold_seed: the repeated "
+                "folds would repeat the study's folds as their first repetition; give "
+                "comparison.seed another value"
+            )
+        return self
 
     @model_validator(mode="after")
     def _budget(self) -> TuningParams:

@@ -20,10 +20,11 @@ from matplotlib import pyplot as plt
 from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
+from neural_net_lab import model_pictures
 from neural_net_lab.datasets.tuned_parameters import TunedParams
 from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.cv import cross_validate
-from neural_net_lab.engine.ensemble import build_ensemble, load_ensemble, state_of
+from neural_net_lab.engine.ensemble import Ensemble, build_ensemble, load_ensemble, state_of
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.linear_baseline import EvaluationParams
 from neural_net_lab.serving import (
@@ -34,7 +35,7 @@ from neural_net_lab.serving import (
 )
 from neural_net_lab.table import TableSchema, encode_features, encode_labels
 
-from . import reports, scoring
+from . import paired, reports, scoring
 from .baselines import check_baselines
 from .baselines import tune_baselines as tune_on_folds
 from .config import TuningParams
@@ -258,6 +259,34 @@ def rebuild_fold_networks(
     return build_ensemble(members, tuned.model), check
 
 
+def score_repeated_folds(
+    cv_data: dict[str, Any],
+    tuned: TunedParams,
+    baselines: dict[str, dict[str, Any]],
+    test_split: pd.DataFrame,
+    schema: TableSchema,
+    tuning: TuningParams,
+) -> dict[str, Any]:
+    """The served network's kind and every tuned baseline, each as it was tuned, on
+    ``tuning.comparison.repeats`` fresh repetitions of the study's k-fold (``paired``); and
+    which test rows each baseline gets right, for McNemar's test."""
+    data = {
+        "features": cv_data["features"],
+        "labels": cv_data["labels"],
+        "test_features": encode_features(test_split, schema, "test split"),
+        "test_labels": encode_labels(test_split, schema, "test split"),
+    }
+    repeated = paired.score_repeated(data, tuned, baselines, tuning)
+    logger.info(
+        "Final comparison: %d×%d repeated folds in %.1f s (network %.1f s)",
+        repeated["repeats"],
+        repeated["folds"],
+        repeated["seconds"],
+        repeated["network"]["seconds"],
+    )
+    return repeated
+
+
 def score_tuning(
     *,
     ensemble: nn.Module | dict[str, Any],
@@ -269,6 +298,7 @@ def score_tuning(
     study_name: str,
     cv_data: dict[str, Any],
     baselines: dict[str, dict[str, Any]],
+    repeated: dict[str, Any],
     test_split: pd.DataFrame,
     scaler: Mapping[str, Any],
     schema: TableSchema,
@@ -276,9 +306,11 @@ def score_tuning(
     tuning: TuningParams,
     model: ModelParams,
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
-    """Every candidate side by side: CV accuracy (mean ± std) on the same folds and test
-    accuracy, each scored once on the same test split. ``model`` is the default block with
-    the table's widths (``prepare_folds``).
+    """Every candidate side by side: CV accuracy on the study's folds (mean ± std, 95%
+    interval) and test accuracy (Wilson 95% interval), each scored once on the same test
+    split; and the served network against each tuned baseline, paired: on the repeated
+    folds (corrected resampled t-test) and on the test rows (exact McNemar), in words.
+    ``model`` is the default block with the table's widths (``prepare_folds``).
 
     The candidates: the chosen network as its fold ensemble and as its refit, the tuned
     baselines, the lesson's default configuration and the untuned LogisticRegression (C=1,
@@ -290,14 +322,26 @@ def score_tuning(
         "refit": scaled_network(scaler, state_of(refit_network), tuned.model, schema),
         "default": scaled_network(scaler, state_of(default_network), model, schema),
     }
-    cv = {"ensemble": scoring.chosen_cv(tuned), "refit": scoring.chosen_cv(tuned)}
-    cv["default"] = scoring.default_cv(trials)
-    rows = {
-        name: {**cv[name], "test_accuracy": scoring.test_accuracy(classifier, test_split, schema)}
+    correct = {
+        name: scoring.test_correct(classifier, test_split, schema)
         for name, classifier in classifiers.items()
     }
+    ratio = paired.test_train_ratio(cv_data["folds"])
+    cv = {"ensemble": scoring.chosen_cv(tuned, ratio), "refit": scoring.chosen_cv(tuned, ratio)}
+    cv["default"] = scoring.cv_scores(scoring.default_folds(trials), ratio)
+    rows = {
+        name: cv[name] | scoring.test_scores(int(correct[name].sum()), len(correct[name]))
+        for name in classifiers
+    }
     rows["ensemble"] |= ensemble_check
-    rows["untuned_baseline"] = scoring.untuned_baseline(cv_data, test_split, schema, evaluation)
+    rows["untuned_baseline"] = scoring.with_intervals(
+        scoring.untuned_baseline(cv_data, test_split, schema, evaluation), ratio, len(test_split)
+    )
+    tuned_baselines = {
+        name: scoring.with_intervals(result, ratio, len(test_split))
+        for name, result in baselines.items()
+    }
+    comparison = paired.compare(repeated, correct[tuning.final], tuned_baselines)
     metrics = {
         "study_name": study_name,
         "n_trials": len(trials),
@@ -305,12 +349,67 @@ def score_tuning(
         "best_trial": tuned.trial,
         "final": tuning.final,
         **rows,
-        "baselines": baselines,
-        "tuned": {k: rows[tuning.final][k] for k in scoring.SCORES},
+        "baselines": tuned_baselines,
+        "comparison": comparison,
+        "tuned": {k: rows[tuning.final][k] for k in scoring.SCORES + scoring.INTERVALS},
     }
     metrics["test_accuracy"] = metrics["tuned"]["test_accuracy"]
     metrics["verdict"] = reports.verdict(metrics)
     return metrics, scoring.as_mlflow_metrics(metrics)
+
+
+def comparison_plot(metrics: dict[str, Any]) -> plt.Figure:
+    """tuning_comparison.png: every candidate's CV and test accuracy with its interval."""
+    return reports.comparison_figure(metrics)
+
+
+def run_description(metrics: dict[str, Any]) -> str:
+    """The parent MLflow run's description: the verdicts, readable on the run's page."""
+    return reports.run_description(metrics)
+
+
+def served_classifier(
+    ensemble: nn.Module | dict[str, Any],
+    refit_network: nn.Module | dict[str, Any],
+    tuned: TunedParams,
+    scaler: Mapping[str, Any],
+    schema: TableSchema,
+) -> Ensemble:
+    """What ``tuning.final`` serves (the fold ensemble or the refit), for its pictures."""
+    return tuned_classifier(tuned, ensemble, refit_network, scaler, schema)
+
+
+def served_importance(
+    classifier: Ensemble,
+    test_split: pd.DataFrame,
+    schema: TableSchema,
+    evaluation: EvaluationParams,
+) -> tuple[dict[str, Any], plt.Figure]:
+    """The served model's permutation feature importance on the test split, with the
+    evaluation pipeline's settings (``evaluation.importance``)."""
+    settings = evaluation.importance
+    importance = model_pictures.feature_importance(
+        classifier, test_split, schema, n_repeats=settings.n_repeats, seed=settings.seed
+    )
+    return importance, model_pictures.importance_figure(
+        importance, f"{schema.name}: permutation importance of the tuned model"
+    )
+
+
+def served_calibration(
+    classifier: Ensemble,
+    test_split: pd.DataFrame,
+    schema: TableSchema,
+    evaluation: EvaluationParams,
+) -> tuple[dict[str, Any], plt.Figure]:
+    """The served model's reliability diagram and expected calibration error on the test
+    split (``evaluation.calibration``)."""
+    calibration = model_pictures.calibration(
+        classifier, test_split, schema, bins=evaluation.calibration.bins
+    )
+    return calibration, model_pictures.reliability_figure(
+        calibration, f"{schema.name}: calibration of the tuned model"
+    )
 
 
 def trials_report(trials: list[Any]) -> pd.DataFrame:

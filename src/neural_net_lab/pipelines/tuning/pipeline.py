@@ -1,8 +1,10 @@
 """tuning: stratified k-fold cross-validated search with Optuna, trials on Dask, one MLflow
 child run per trial; baselines tuned on the same folds (one child run each); the chosen
 configuration's fold networks rebuilt as an ensemble and the configuration refit on the whole
-training split; every candidate scored once on the test split; what ``tuning.final`` names
-(ensemble or refit) saved as tuned_* and registered with the alias ``tuned``.
+training split; the served kind and every tuned baseline scored again on fresh repeated folds
+and every candidate once on the test split, paired, with intervals and verdicts in words; what
+``tuning.final`` names (ensemble or refit) saved as tuned_* and registered with the alias
+``tuned``, with its feature importance and calibration.
 
 It includes the data_processing nodes, so a fresh checkout runs ``kedro run --pipelines tuning``
 on its own (docs/tuning.md).
@@ -14,13 +16,19 @@ from neural_net_lab.pipelines.data_processing.pipeline import create_pipeline as
 
 from .nodes import (
     choose_configuration,
+    comparison_plot,
     log_tuned_model,
     prepare_folds,
     rebuild_fold_networks,
     refit,
     refit_tuned,
+    run_description,
     run_study,
+    score_repeated_folds,
     score_tuning,
+    served_calibration,
+    served_classifier,
+    served_importance,
     study_plots,
     summary_report,
     trials_report,
@@ -94,6 +102,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="refit_default",
             ),
             Node(
+                score_repeated_folds,
+                inputs=[
+                    "tuning_cv_data",
+                    "tuned_parameters",
+                    "tuning_baselines",
+                    "test_split",
+                    "table_schema",
+                    "params:tuning",
+                ],
+                outputs="tuning_repeated_cv",
+                name="score_repeated_folds",
+            ),
+            Node(
                 score_tuning,
                 inputs={
                     "ensemble": "tuned_ensemble",
@@ -105,6 +126,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "study_name": "tuning_study_name",
                     "cv_data": "tuning_cv_data",
                     "baselines": "tuning_baselines",
+                    "repeated": "tuning_repeated_cv",
                     "test_split": "test_split",
                     "scaler": "scaler",
                     "schema": "table_schema",
@@ -139,6 +161,42 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["tuning_trials", "tuning_metrics"],
                 "tuning_summary",
                 name="summary_report",
+            ),
+            Node(
+                comparison_plot,
+                "tuning_metrics",
+                "tuning_comparison_plot",
+                name="comparison_plot",
+            ),
+            Node(
+                run_description,
+                "tuning_metrics",
+                "tuning_run_description",
+                name="run_description",
+            ),
+            Node(
+                served_classifier,
+                [
+                    "tuned_ensemble",
+                    "tuned_phone_price_model",
+                    "tuned_parameters",
+                    "scaler",
+                    "table_schema",
+                ],
+                "tuned_classifier",
+                name="served_classifier",
+            ),
+            Node(
+                served_importance,
+                ["tuned_classifier", "test_split", "table_schema", "params:evaluation"],
+                ["tuned_feature_importance", "tuned_feature_importance_plot"],
+                name="served_importance",
+            ),
+            Node(
+                served_calibration,
+                ["tuned_classifier", "test_split", "table_schema", "params:evaluation"],
+                ["tuned_calibration", "tuned_calibration_plot"],
+                name="served_calibration",
             ),
             Node(
                 study_plots,

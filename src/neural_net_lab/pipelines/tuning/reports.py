@@ -160,31 +160,35 @@ def figure_of(plot: Any, *args: Any, title: str, **options: Any) -> plt.Figure:
     return figure
 
 
-def candidates(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
-    """Every scored candidate as (label, scores, settings), in the report's order."""
+def candidates(metrics: dict[str, Any]) -> list[tuple[str, str | None, dict[str, Any], str]]:
+    """Every scored candidate as (label, key of its repeated-CV scores or None, scores,
+    settings), in the report's order."""
     final, ensemble, trial = metrics["final"], metrics["ensemble"], metrics["best_trial"]
     folds = ensemble["members"] // ensemble["seeds_per_fold"]
     rows = [
         (
             f"network, fold ensemble{' (served)' if final == 'ensemble' else ''}",
+            "network" if final == "ensemble" else None,
             ensemble,
             f"trial {trial}: {folds} folds × {ensemble['seeds_per_fold']} seed(s), "
             "each network with its fold's scaler",
         ),
         (
             f"network, refit{' (served)' if final == 'refit' else ''}",
+            "network" if final == "refit" else None,
             metrics["refit"],
             f"trial {trial}: one network on the whole training split",
         ),
     ]
     rows += [
-        (f"{name} (tuned)", scores, _settings(scores["params"]))
+        (f"{name} (tuned)", name, scores, _settings(scores["params"]))
         for name, scores in metrics["baselines"].items()
     ]
     rows += [
-        ("lesson's default network", metrics["default"], "trial 0 (the lesson's settings)"),
+        ("lesson's default network", None, metrics["default"], "trial 0 (the lesson's settings)"),
         (
             "LogisticRegression C=1 (untuned)",
+            None,
             metrics["untuned_baseline"],
             _settings(metrics["untuned_baseline"].get("params", {})),
         ),
@@ -192,55 +196,136 @@ def candidates(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]
     return rows
 
 
+def served_name(final: str) -> str:
+    return f"the network's {'fold ensemble' if final == 'ensemble' else 'refit'}"
+
+
 def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Who wins, in words: on cross-validation against the folds' spread, and on the test
-    split; and whether the served network beats the best tuned baseline."""
-    network = metrics[metrics["final"]]
-    served = f"the network's {'fold ensemble' if metrics['final'] == 'ensemble' else 'refit'}"
-    baselines = metrics["baselines"]
-    result: dict[str, Any] = {"best_baseline": None}
-    if not baselines:
-        result["cv"] = result["test"] = "No tuned baseline was configured (tuning.baselines)."
-        result["network_wins_test"] = None
-        return result
-    best_name = max(baselines, key=lambda n: baselines[n]["cv_accuracy"])
-    best = baselines[best_name]
-    result["best_baseline"] = best_name
-    margin = network["cv_accuracy"] - best["cv_accuracy"]
-    spread = max(network["cv_std"], best["cv_std"])
-    leader, other = (
-        ("the tuned network", best_name) if margin >= 0 else (best_name, "the tuned network")
+    """Who wins, and how sure, in words: the served network against each tuned baseline on
+    the repeated folds (corrected resampled t-test) and on the test split (exact McNemar),
+    each "beats", "trails" or "no detectable difference at 95%" with its numbers; the
+    headline is the pair with the best baseline on the repeated folds."""
+    comparison = metrics["comparison"]
+    served = served_name(metrics["final"])
+    pairs, best = comparison["pairs"], comparison["best_baseline"]
+    if not pairs:
+        line = "No tuned baseline was configured (tuning.baselines): nothing to compare."
+        return {"best_baseline": None, "pairs": {}, "headline": line, "lines": []}
+    lines = [
+        f"- {served} vs {name}: on CV {_cv_words(pair['cv'], comparison)}; on the test split "
+        f"{_test_words(pair['test'], name)}."
+        for name, pair in pairs.items()
+    ]
+    words = {
+        name: {"cv": pair["cv"]["verdict"], "test": pair["test"]["verdict"]}
+        for name, pair in pairs.items()
+    }
+    headline = (
+        f"Against the best tuned baseline on the repeated folds, {best}, {served} "
+        f"{_phrase(words[best]['cv'], best)} on cross-validation and "
+        f"{_phrase(words[best]['test'], best)} on the test split."
     )
-    within = "within" if abs(margin) <= spread else "beyond"
-    result["cv"] = (
-        f"On cross-validation (the same folds) {leader} leads {other} by {abs(margin):.4f} "
-        f"({network['cv_accuracy']:.4f} vs {best['cv_accuracy']:.4f}), {within} one fold "
-        f"standard deviation ({spread:.4f})"
-        + (": a tie within the folds' noise." if within == "within" else ".")
+    return {"best_baseline": best, "pairs": words, "headline": headline, "lines": lines}
+
+
+def _phrase(word: str, other: str) -> str:
+    return f"{word} {other}" if word in ("beats", "trails") else f"shows {word} from {other}"
+
+
+def _cv_words(test: dict[str, Any], comparison: dict[str, Any]) -> str:
+    return (
+        f"{test['verdict']} (difference {test['mean_difference']:+.4f}, 95% CI "
+        f"[{test['ci_low']:+.4f}, {test['ci_high']:+.4f}], p = {test['p_value']:.3g}; corrected "
+        f"resampled t-test over {comparison['repeats']}×{comparison['folds']} paired folds)"
     )
-    test_margin = network["test_accuracy"] - best["test_accuracy"]
-    scored = [(label, scores["test_accuracy"]) for label, scores, _ in candidates(metrics)]
-    top = max(accuracy for _, accuracy in scored)
-    top_labels = " and ".join(label for label, accuracy in scored if accuracy == top)
-    result["network_wins_test"] = bool(test_margin > 0)
-    if test_margin > 0:
-        comparison = f"{served} beats {best_name} by {test_margin:.4f}"
-    elif test_margin == 0:
-        comparison = f"{served} ties {best_name}"
-    else:
-        comparison = f"{served} does not beat {best_name}: it trails by {-test_margin:.4f}"
-    result["test"] = (
-        f"On the test split (scored once each) {comparison} ({network['test_accuracy']:.4f} vs "
-        f"{best['test_accuracy']:.4f}). The highest test accuracy, {top:.4f}, is that of "
-        f"{top_labels}."
+
+
+def _test_words(test: dict[str, Any], other: str) -> str:
+    return (
+        f"{test['verdict']} (difference {test['difference']:+.4f}, exact McNemar p = "
+        f"{test['p_value']:.3g}: {test['a_only']} row(s) only the network gets right, "
+        f"{test['b_only']} only {other})"
     )
-    return result
+
+
+def run_description(metrics: dict[str, Any]) -> str:
+    """What the parent run's page in the MLflow UI shows as its description (Markdown): the
+    served model, the verdicts and where the rest is."""
+    verdict_ = metrics["verdict"]
+    return "\n".join(
+        [
+            f"**Who wins, and how sure.** Served: {served_name(metrics['final'])} (trial "
+            f"{metrics['best_trial']}), test accuracy {metrics['tuned']['test_accuracy']:.4f} "
+            f"(Wilson 95% CI {_interval(metrics['tuned']['test_ci'])}).",
+            "",
+            verdict_["headline"],
+            "",
+            *verdict_["lines"],
+            "",
+            "Every candidate with its intervals: artifacts `tuning_summary.md` and "
+            "`tuning_comparison.png`.",
+        ]
+    )
+
+
+def comparison_figure(metrics: dict[str, Any]) -> plt.Figure:
+    """Each candidate's CV accuracy with its 95% interval (on the repeated folds where it was
+    scored there, else on the study's folds) and its test accuracy with its Wilson interval,
+    side by side."""
+    rows = candidates(metrics)
+    repeated = metrics["comparison"]["repeated_cv"]
+    figure, axis = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.8))
+    for y, (label, key, scores, _) in enumerate(rows):
+        if key in repeated:
+            mean, (low, high), marker = repeated[key]["accuracy"], repeated[key]["ci"], "o"
+        else:
+            mean, (low, high), marker = scores["cv_accuracy"], scores["cv_ci"], "s"
+        axis.errorbar(
+            mean,
+            y - 0.12,
+            xerr=[[mean - low], [high - mean]],
+            fmt=marker,
+            color="tab:blue",
+            capsize=3,
+            label="_cv",
+        )
+        test, (t_low, t_high) = scores["test_accuracy"], scores["test_ci"]
+        axis.errorbar(
+            test,
+            y + 0.12,
+            xerr=[[test - t_low], [t_high - test]],
+            fmt="D",
+            color="tab:orange",
+            capsize=3,
+            label="_test",
+        )
+    comparison = metrics["comparison"]
+    axis.errorbar(
+        [],
+        [],
+        fmt="o",
+        color="tab:blue",
+        label=f"CV, {comparison['repeats']}×{comparison['folds']} repeated folds (95% CI)",
+    )
+    axis.errorbar([], [], fmt="s", color="tab:blue", label="CV, the study's folds (95% CI)")
+    axis.errorbar([], [], fmt="D", color="tab:orange", label="test split (Wilson 95% CI)")
+    axis.set_yticks(range(len(rows)), [label for label, *_ in rows])
+    axis.invert_yaxis()
+    axis.set_xlabel("accuracy")
+    axis.set_title("Who wins, and how sure: every candidate with its 95% intervals")
+    axis.grid(axis="x", alpha=0.3)
+    axis.legend(loc="lower left", fontsize="small")
+    figure.tight_layout()
+    return figure
 
 
 def summary_markdown(table: pd.DataFrame, metrics: dict[str, Any], top: int = 10) -> str:
-    """The Markdown summary: who wins in words, every candidate side by side, the best trials."""
+    """The Markdown summary: who wins and how sure in words, every candidate side by side with
+    its intervals, the best trials."""
     states = ", ".join(f"{n} {s}" for s, n in metrics["trial_states"].items() if n)
-    ensemble = metrics["ensemble"]
+    ensemble, comparison = metrics["ensemble"], metrics["comparison"]
+    repeated = comparison["repeated_cv"]
+    r, k = comparison["repeats"], comparison["folds"]
     lines = [
         "# Tuning summary",
         "",
@@ -249,17 +334,35 @@ def summary_markdown(table: pd.DataFrame, metrics: dict[str, Any], top: int = 10
         f"score): **{metrics['final']}**; the fold ensemble has {ensemble['members']} networks "
         f"({ensemble['seeds_per_fold']} seed(s) per fold).",
         "",
-        metrics["verdict"]["cv"],
+        "## Who wins, and how sure",
         "",
-        metrics["verdict"]["test"],
+        metrics["verdict"]["headline"],
         "",
-        "| candidate | CV accuracy, mean ± std (same folds) | test accuracy | settings |",
-        "|---|---|---|---|",
+        *metrics["verdict"]["lines"],
+        "",
+        f"The repeated folds are {r} fresh repetitions of stratified {k}-fold CV of the training "
+        f"split (`tuning.comparison`, seed {comparison['seed']}), the network as served "
+        f"({comparison['members_per_fold']} member(s) per fold) and each baseline with the "
+        "settings it was tuned to. The hyperparameters of every candidate were chosen on these "
+        "same rows (the study's folds), so every CV score here is somewhat optimistic; the "
+        "test split is the one look at rows that chose nothing. The t-test's variance is "
+        "corrected for the folds' shared training rows (Nadeau & Bengio 2003); McNemar's test "
+        "counts the test rows where exactly one of the two is right.",
+        "",
+        f"| candidate | CV accuracy, study's folds: mean ± std [95% CI] | CV accuracy, {r}×{k} "
+        "repeated folds [95% CI] | test accuracy [Wilson 95% CI] | settings |",
+        "|---|---|---|---|---|",
     ]
-    for label, scores, settings in candidates(metrics):
+    for label, key, scores, settings in candidates(metrics):
+        again = (
+            f"{repeated[key]['accuracy']:.4f} {_interval(repeated[key]['ci'])}"
+            if key in repeated
+            else "–"
+        )
         lines.append(
-            f"| {label} | {scores['cv_accuracy']:.4f} ± {scores['cv_std']:.4f} | "
-            f"{scores['test_accuracy']:.4f} | {settings} |"
+            f"| {label} | {scores['cv_accuracy']:.4f} ± {scores['cv_std']:.4f} "
+            f"{_interval(scores['cv_ci'])} | {again} | {scores['test_accuracy']:.4f} "
+            f"{_interval(scores['test_ci'])} | {settings} |"
         )
     if not ensemble["reproduced"]:
         lines += [
@@ -276,6 +379,11 @@ def summary_markdown(table: pd.DataFrame, metrics: dict[str, Any], top: int = 10
         "",
     ]
     return "\n".join(lines)
+
+
+def _interval(bounds: Sequence[float]) -> str:
+    low, high = bounds
+    return f"[{low:.4f}, {high:.4f}]"
 
 
 def _duration(trial: Any) -> float:
