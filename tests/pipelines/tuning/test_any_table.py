@@ -59,16 +59,20 @@ def test_a_table_with_string_labels_and_a_text_column_is_tuned_and_scored(clinic
 
     ensemble, check = nodes.rebuild_fold_networks(cv_data, tuned, tuning)
     assert check["reproduced"]
+    refit = nodes.refit_tuned(clinic["train_set"], tuned, schema)
+    baselines = nodes.tune_baselines(cv_data, test, schema, tuning)
+    repeated = nodes.score_repeated_folds(cv_data, tuned, baselines, test, schema, tuning)
     metrics, mlflow_metrics = nodes.score_tuning(
         ensemble=ensemble,
         ensemble_check=check,
-        refit_network=nodes.refit_tuned(clinic["train_set"], tuned, schema),
+        refit_network=refit,
         default_network=nodes.refit(clinic["train_set"], model, training, schema),
         tuned=tuned,
         trials=trials,
         study_name=study_name,
         cv_data=cv_data,
-        baselines=nodes.tune_baselines(cv_data, test, schema, tuning),
+        baselines=baselines,
+        repeated=repeated,
         test_split=test,
         scaler=clinic["scaler"],
         schema=schema,
@@ -91,3 +95,12 @@ def test_a_table_with_string_labels_and_a_text_column_is_tuned_and_scored(clinic
     assert all(0 <= v["value"] <= 1 for k, v in mlflow_metrics.items() if "accuracy" in k)
     summary = nodes.summary_report(nodes.trials_report(trials), metrics)
     assert "Study `test`: 2 trials" in summary
+    assert metrics["verdict"]["headline"] in summary
+    # The served model's pictures name the table's own columns: the text column once.
+    classifier = nodes.served_classifier(ensemble, refit, tuned, clinic["scaler"], schema)
+    evaluation = EvaluationParams.model_validate({"baseline": {}, "importance": {"n_repeats": 2}})
+    importance, _ = nodes.served_importance(classifier, test, schema, evaluation)
+    assert [f["feature"] for f in importance["features"]].count("shape") == 1
+    assert {f["feature"] for f in importance["features"]} == set(schema.features)
+    calibration, _ = nodes.served_calibration(classifier, test, schema, evaluation)
+    assert set(calibration["one_vs_rest"]) == set(schema.classes)

@@ -64,6 +64,7 @@ class ComparisonParams(Block):
 
     repeats: PositiveInt = 3
     seed: NonNegativeInt = 7
+    n_jobs: PositiveInt = 2  # processes fitting the baselines' folds (scikit-learn's n_jobs)
 
 
 class TuningParams(Block):

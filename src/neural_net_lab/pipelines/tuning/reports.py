@@ -220,11 +220,15 @@ def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
         name: {"cv": pair["cv"]["verdict"], "test": pair["test"]["verdict"]}
         for name, pair in pairs.items()
     }
-    headline = (
-        f"Against the best tuned baseline on the repeated folds, {best}, {served} "
-        f"{_phrase(words[best]['cv'], best)} on cross-validation and "
-        f"{_phrase(words[best]['test'], best)} on the test split."
-    )
+    cv_word, test_word = words[best]["cv"], words[best]["test"]
+    if cv_word == test_word:
+        said = f"{_phrase(cv_word, best)} both on cross-validation and on the test split"
+    else:
+        said = (
+            f"{_phrase(cv_word, best)} on cross-validation and "
+            f"{_phrase(test_word, best)} on the test split"
+        )
+    headline = f"Against the best tuned baseline on the repeated folds, {best}, {served} {said}."
     return {"best_baseline": best, "pairs": words, "headline": headline, "lines": lines}
 
 
