@@ -34,11 +34,23 @@ def test_default_pipeline_tracks_run_and_saves_loadable_model(project_copy):
         "confusion_matrix.png",
         "training_curves.png",
         "classification_report.json",
+        "feature_importance.png",
+        "feature_importance.json",
+        "calibration.png",
+        "calibration.json",
     } <= artifacts
 
     metrics = json.loads((project_copy / "data/08_reporting/metrics.json").read_text())
     assert metrics["test_accuracy"] == run.data.metrics["test_accuracy"]
     assert {"test_f1_macro", "baseline_test_accuracy"} <= set(metrics)
+    reports = project_copy / "data/08_reporting"
+    calibration = json.loads((reports / "calibration.json").read_text())
+    ece = calibration["expected_calibration_error"]
+    assert metrics["expected_calibration_error"] == run.data.metrics["expected_calibration_error"]
+    assert metrics["expected_calibration_error"] == ece
+    importance = json.loads((reports / "feature_importance.json").read_text())
+    assert len(importance["features"]) == 20 and importance["n_repeats"] == 10
+    assert importance["baseline_accuracy"] == metrics["test_accuracy"]
 
     state = PyTorchDataset(
         filepath=str(project_copy / "data/06_models/phone_price_model.pt")

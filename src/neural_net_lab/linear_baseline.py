@@ -8,14 +8,15 @@ tuning pipeline.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from neural_net_lab.engine.config import Block, PositiveFloat, PositiveInt
+from neural_net_lab.engine.config import Block, NonNegativeInt, PositiveFloat, PositiveInt
 from neural_net_lab.engine.data import ModelInputs
 
 
@@ -26,12 +27,27 @@ class LogisticBaselineParams(Block):
     max_iter: PositiveInt = 100
 
 
+class ImportanceParams(Block):
+    """Permutation feature importance on the test split (``evaluation.importance``)."""
+
+    n_repeats: PositiveInt = 10  # shuffles per feature column
+    seed: NonNegativeInt = 42  # the same seed gives the same shuffles and numbers
+
+
+class CalibrationParams(Block):
+    """The reliability diagram and its expected calibration error (``evaluation.calibration``)."""
+
+    bins: Annotated[PositiveInt, Field(ge=2)] = 10  # equal-width confidence bins
+
+
 class EvaluationParams(Block):
     """The evaluation pipeline's settings (``evaluation``)."""
 
     block_path: ClassVar[str] = "evaluation"
 
     baseline: LogisticBaselineParams
+    importance: ImportanceParams = Field(default_factory=ImportanceParams)
+    calibration: CalibrationParams = Field(default_factory=CalibrationParams)
 
 
 def classification_scores(

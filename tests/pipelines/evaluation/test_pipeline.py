@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from matplotlib import pyplot as plt
 
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.linear_baseline import EvaluationParams
 from neural_net_lab.pipelines.evaluation.nodes import (
     combine_metrics,
+    network_calibration,
+    network_feature_importance,
     plot_training_curves,
     predict_test_set,
     score_logistic_baseline,
@@ -54,9 +57,72 @@ def test_logistic_baseline_beats_chance_by_far(model_inputs, table_schema):
 def test_combined_metrics_and_curves(trained):
     _, history = trained
     metrics, mlflow_metrics = combine_metrics(
-        {"test_accuracy": 0.9}, {"baseline_test_accuracy": 0.95}, history
+        {"test_accuracy": 0.9},
+        {"baseline_test_accuracy": 0.95},
+        history,
+        {"expected_calibration_error": 0.04},
     )
     assert metrics["final_val_accuracy"] == history["val_accuracy"][-1]
     assert mlflow_metrics["test_accuracy"] == {"value": 0.9, "step": 0}
+    assert mlflow_metrics["expected_calibration_error"] == {"value": 0.04, "step": 0}
     figure = plot_training_curves(history)
     assert len(figure.axes[0].lines) == 2  # train and validation loss
+
+
+PICTURES = EvaluationParams(
+    baseline={"max_iter": 2000}, importance={"n_repeats": 3, "seed": 5}, calibration={"bins": 8}
+)
+
+
+def test_feature_importance_of_the_phone_network(
+    trained, model_inputs, table_schema, small_model, close_figures
+):
+    state, _ = trained
+    node_inputs = (state, model_inputs["scaler"], model_inputs["test_split"], small_model)
+    importance, figure = network_feature_importance(*node_inputs, table_schema, PICTURES)
+    # The baseline is the network's own test accuracy (the raw split, encoded and scaled).
+    predicted = predict_test_set(state, model_inputs["test_set"], small_model, table_schema)
+    labels = model_inputs["test_set"].price_range.to_numpy()
+    assert importance["baseline_accuracy"] == pytest.approx(np.mean(predicted == labels))
+    rows = importance["features"]
+    assert sorted(row["feature"] for row in rows) == sorted(table_schema.features)
+    assert [r["importance_mean"] for r in rows] == sorted(
+        (r["importance_mean"] for r in rows), reverse=True
+    )
+    # ram drives the phone table's price range (data_generation): even two epochs learn it.
+    assert rows[0]["feature"] == "ram" and rows[0]["importance_mean"] > 0.1
+    assert (importance["n_repeats"], importance["seed"]) == (3, 5)
+    assert network_feature_importance(*node_inputs, table_schema, PICTURES)[0] == importance
+    axis = figure.axes[0]
+    assert axis.get_title().startswith("phone price table: permutation importance")
+    assert axis.get_yticklabels()[-1].get_text() == "ram"  # the top bar
+
+
+def test_calibration_of_the_phone_network(
+    trained, model_inputs, table_schema, small_model, close_figures
+):
+    state, _ = trained
+    result, figure = network_calibration(
+        state,
+        model_inputs["scaler"],
+        model_inputs["test_split"],
+        small_model,
+        table_schema,
+        PICTURES,
+    )
+    assert result["bins"] == 8 and len(result["top_class"]) == 8
+    assert sum(b["count"] for b in result["top_class"]) == len(model_inputs["test_split"])
+    assert set(result["one_vs_rest"]) == {"0", "1", "2", "3"}  # the table's labels
+    # The ECE recomputed from the per-bin table the JSON holds.
+    filled = [b for b in result["top_class"] if b["count"]]
+    n = len(model_inputs["test_split"])
+    by_bins = sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in filled)
+    assert result["expected_calibration_error"] == pytest.approx(by_bins)
+    assert 0 <= result["expected_calibration_error"] <= 1
+    assert figure.axes[0].get_title() == "phone price table: test reliability diagram"
+
+
+@pytest.fixture
+def close_figures():
+    yield
+    plt.close("all")

@@ -1,4 +1,5 @@
-"""Nodes of the evaluation pipeline: test metrics, a linear baseline, plots."""
+"""Nodes of the evaluation pipeline: test metrics, a linear baseline, plots, and the pictures
+that read the network (feature importance, calibration: ``model_pictures``)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,25 @@ from sklearn.metrics import ConfusionMatrixDisplay, classification_report, confu
 from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.data import predict_logits, to_tensors
 from neural_net_lab.engine.model import load_mlp
-from neural_net_lab.linear_baseline import classification_scores, score_logistic_baseline
+from neural_net_lab.linear_baseline import (
+    EvaluationParams,
+    classification_scores,
+    score_logistic_baseline,
+)
+from neural_net_lab.model_pictures import (
+    calibration,
+    feature_importance,
+    importance_figure,
+    reliability_figure,
+)
+from neural_net_lab.serving import scaled_network
 from neural_net_lab.table import TableSchema
 
 __all__ = [  # score_logistic_baseline is a node of this pipeline too
     "combine_metrics",
     "plot_training_curves",
+    "network_calibration",
+    "network_feature_importance",
     "predict_test_set",
     "score_logistic_baseline",
     "score_network",
@@ -55,11 +69,55 @@ def score_network(
     return classification_scores(codes, predicted, ""), report, figure
 
 
+def network_feature_importance(
+    model_state: dict[str, Any],
+    scaler: dict[str, Any],
+    test_split: pd.DataFrame,
+    model: ModelParams,
+    schema: TableSchema,
+    params: EvaluationParams,
+) -> tuple[dict[str, Any], plt.Figure]:
+    """Permutation importance of the table's feature columns on the raw test split (the
+    saved network with the persisted scaler), as JSON and as a bar chart."""
+    network = scaled_network(scaler, model_state, schema.network(model), schema)
+    importance = feature_importance(
+        network,
+        test_split,
+        schema,
+        n_repeats=params.importance.n_repeats,
+        seed=params.importance.seed,
+    )
+    return importance, importance_figure(importance, f"{schema.name}: permutation importance")
+
+
+def network_calibration(
+    model_state: dict[str, Any],
+    scaler: dict[str, Any],
+    test_split: pd.DataFrame,
+    model: ModelParams,
+    schema: TableSchema,
+    params: EvaluationParams,
+) -> tuple[dict[str, Any], plt.Figure]:
+    """The network's test probabilities against what happened: the expected calibration
+    error, the reliability per bin and per class, and the reliability diagram."""
+    network = scaled_network(scaler, model_state, schema.network(model), schema)
+    result = calibration(network, test_split, schema, bins=params.calibration.bins)
+    return result, reliability_figure(result, f"{schema.name}: test reliability diagram")
+
+
 def combine_metrics(
-    network: dict[str, float], baseline: dict[str, float], history: dict[str, list[float]]
+    network: dict[str, float],
+    baseline: dict[str, float],
+    history: dict[str, list[float]],
+    calibration_result: dict[str, Any],
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """One metrics table for metrics.json, and the same values as MLflow metrics."""
-    metrics = {**network, **baseline, "training_seconds": history["seconds"][0]}
+    metrics = {
+        **network,
+        **baseline,
+        "expected_calibration_error": calibration_result["expected_calibration_error"],
+        "training_seconds": history["seconds"][0],
+    }
     if history.get("val_accuracy"):
         metrics["final_val_accuracy"] = history["val_accuracy"][-1]
     return metrics, {key: {"value": value, "step": 0} for key, value in metrics.items()}

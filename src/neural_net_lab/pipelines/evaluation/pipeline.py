@@ -1,9 +1,12 @@
-"""evaluation: test metrics, per-class report, confusion matrix, curves, a linear baseline."""
+"""evaluation: test metrics, per-class report, confusion matrix, curves, a linear baseline,
+permutation feature importance and a reliability diagram."""
 
 from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
     combine_metrics,
+    network_calibration,
+    network_feature_importance,
     plot_training_curves,
     predict_test_set,
     score_logistic_baseline,
@@ -33,8 +36,34 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="score_logistic_baseline",
             ),
             Node(
+                network_feature_importance,
+                inputs=[
+                    "phone_price_model",
+                    "scaler",
+                    "test_split",
+                    "params:model",
+                    "table_schema",
+                    "params:evaluation",
+                ],
+                outputs=["feature_importance", "feature_importance_plot"],
+                name="network_feature_importance",
+            ),
+            Node(
+                network_calibration,
+                inputs=[
+                    "phone_price_model",
+                    "scaler",
+                    "test_split",
+                    "params:model",
+                    "table_schema",
+                    "params:evaluation",
+                ],
+                outputs=["calibration", "calibration_plot"],
+                name="network_calibration",
+            ),
+            Node(
                 combine_metrics,
-                inputs=["network_metrics", "baseline_metrics", "training_history"],
+                inputs=["network_metrics", "baseline_metrics", "training_history", "calibration"],
                 outputs=["metrics", "evaluation_metrics"],
                 name="combine_metrics",
             ),
