@@ -212,7 +212,7 @@ def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
         line = "No tuned baseline was configured (tuning.baselines): nothing to compare."
         return {"best_baseline": None, "pairs": {}, "headline": line, "lines": []}
     lines = [
-        f"- {served} vs {name}: on CV {_cv_words(pair['cv'], comparison)}; on the test split "
+        f"- {served[0].upper()}{served[1:]} vs {name}: on CV {_cv_words(pair['cv'], comparison)}; on the test split "
         f"{_test_words(pair['test'], name)}."
         for name, pair in pairs.items()
     ]
