@@ -194,6 +194,9 @@ def test_calibration_names_the_labels_and_matches_the_ece(numeric_table):
         expected_calibration_error(probabilities, codes, bins=10)
     )
     assert set(result["one_vs_rest"]) == {"no", "yes"}
+    for curve in result["one_vs_rest"].values():  # the rows behind each point
+        assert len(curve["count"]) == len(curve["prob_true"]) and min(curve["count"]) > 0
+        assert sum(curve["count"]) == len(numeric_table)
     filled = [b for b in result["top_class"] if b["count"]]
     assert sum(b["count"] for b in result["top_class"]) == len(numeric_table)
     assert all(b["lower"] < b["confidence"] <= b["upper"] for b in filled)
@@ -206,5 +209,5 @@ def test_calibration_names_the_labels_and_matches_the_ece(numeric_table):
         "perfectly calibrated",
         "no vs rest",
         "yes vs rest",
-        f"top class (ECE = {ece:.3f})",
+        f"top class (ECE {ece:.3f})",
     ]

@@ -211,7 +211,13 @@ def calibration(
         prob_true, prob_pred = calibration_curve(
             (codes == code).astype(int), probabilities[:, code], n_bins=bins, pos_label=1
         )
-        per_class[str(label)] = {"prob_true": prob_true.tolist(), "prob_pred": prob_pred.tolist()}
+        # The rows behind each point: calibration_curve's bins, its empty ones left out.
+        count = np.bincount(np.searchsorted(edges[1:-1], probabilities[:, code]), minlength=bins)
+        per_class[str(label)] = {
+            "prob_true": prob_true.tolist(),
+            "prob_pred": prob_pred.tolist(),
+            "count": count[count > 0].tolist(),
+        }
     return {
         "expected_calibration_error": expected_calibration_error(probabilities, codes, bins),
         "bins": bins,
@@ -225,32 +231,33 @@ def calibration(
 
 def reliability_figure(calibration: dict[str, Any], title: str) -> plt.Figure:
     """Accuracy against confidence: the diagonal (perfect calibration), the top-class curve
-    with the ECE in its legend entry, each class's one-vs-rest curve, and below, the number
-    of test rows per confidence bin."""
+    with the ECE in its legend entry, each class's one-vs-rest curve (a marker's area grows
+    with the rows behind it), and below, the number of test rows per confidence bin."""
     figure, (axis, counts_axis) = plt.subplots(
-        2, 1, figsize=(6, 6.5), height_ratios=[3, 1], sharex=True
+        2, 1, figsize=(8.5, 6.5), height_ratios=[3, 1], sharex=True
     )
+    n_rows = calibration["n_rows"]
+
+    def area(counts: list[int]) -> np.ndarray:
+        return 8 + 250 * np.sqrt(np.asarray(counts) / n_rows)
+
     axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     for label, curve in calibration["one_vs_rest"].items():
-        axis.plot(
-            curve["prob_pred"], curve["prob_true"], marker=".", alpha=0.6, label=f"{label} vs rest"
+        (line,) = axis.plot(
+            curve["prob_pred"], curve["prob_true"], alpha=0.5, label=f"{label} vs rest"
+        )
+        axis.scatter(
+            curve["prob_pred"], curve["prob_true"], s=area(curve["count"]), color=line.get_color()
         )
     filled = [b for b in calibration["top_class"] if b["count"]]
-    axis.plot(
-        [b["confidence"] for b in filled],
-        [b["accuracy"] for b in filled],
-        marker="o",
-        color="black",
-        linewidth=2,
-        label=f"top class (ECE = {calibration['expected_calibration_error']:.3f})",
-    )
-    axis.set(
-        title=title,
-        ylabel="observed frequency (top class: accuracy)",
-        xlim=(0, 1),
-        ylim=(0, 1),
-    )
-    axis.legend(loc="upper left", fontsize="small")
+    confidence = [b["confidence"] for b in filled]
+    accuracy = [b["accuracy"] for b in filled]
+    ece = calibration["expected_calibration_error"]
+    axis.plot(confidence, accuracy, color="black", linewidth=2, label=f"top class (ECE {ece:.3f})")
+    axis.scatter(confidence, accuracy, s=area([b["count"] for b in filled]), color="black")
+    axis.set(title=title, ylabel="observed frequency (top class: accuracy)", xlim=(0, 1))
+    axis.set_ylim(-0.02, 1.02)
+    axis.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")
     bins = calibration["top_class"]
     counts_axis.bar(
         [b["lower"] for b in bins],
