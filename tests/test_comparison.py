@@ -16,6 +16,7 @@ from scipy import stats
 from neural_net_lab.comparison import (
     CONFIDENCE,
     NO_DIFFERENCE,
+    accuracy_interval,
     corrected_interval,
     corrected_t_test,
     mcnemar_exact,
@@ -115,6 +116,18 @@ def test_a_models_own_interval_is_the_same_correction():
     )
     paired = corrected_t_test(accuracy, 0.25)
     assert (paired["ci_low"], paired["ci_high"]) == (interval["ci_low"], interval["ci_high"])
+
+
+def test_an_accuracy_interval_stays_within_0_and_1():
+    # Two folds: t with 1 df is 12.71, and the corrected interval of 0.5 and 0.9 would run
+    # from about -1.3 to 2.7.
+    wide = corrected_interval([0.5, 0.9], 1.0)
+    assert wide["ci_low"] < 0 and wide["ci_high"] > 1
+    cut = accuracy_interval([0.5, 0.9], 1.0)
+    assert (cut["mean"], cut["ci_low"], cut["ci_high"]) == (pytest.approx(0.7), 0.0, 1.0)
+    assert accuracy_interval([0.90, 0.95, 0.925, 0.90, 0.95], 0.25) == corrected_interval(
+        [0.90, 0.95, 0.925, 0.90, 0.95], 0.25
+    )
 
 
 def test_identical_models_show_no_difference():

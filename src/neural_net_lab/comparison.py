@@ -89,6 +89,19 @@ def corrected_interval(
     }
 
 
+def accuracy_interval(
+    accuracies: Sequence[float], test_train_ratio: float, confidence: float = CONFIDENCE
+) -> dict[str, Any]:
+    """A model's mean accuracy over J = r·k folds with its ``corrected_interval``, cut to
+    [0, 1]: with few folds (t with 1 df for 2 folds) the interval reaches past what an
+    accuracy can be."""
+    interval = corrected_interval(accuracies, test_train_ratio, confidence)
+    return interval | {
+        "ci_low": max(0.0, interval["ci_low"]),
+        "ci_high": min(1.0, interval["ci_high"]),
+    }
+
+
 def corrected_t_test(
     differences: Sequence[float], test_train_ratio: float, confidence: float = CONFIDENCE
 ) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """evaluation: the trained network's test scores, report, confusion matrix and curves, beside
-the linear baseline. Imports the engine and linear_baseline."""
+the linear baseline; its permutation feature importance and calibration on the raw test split.
+Imports the engine, linear_baseline, serving, table and model_pictures."""
 
 from .pipeline import create_pipeline
 

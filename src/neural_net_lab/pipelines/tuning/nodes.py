@@ -3,8 +3,9 @@
 What they call lives beside them, one idea a module: the study (``study``), the drivers that
 run its trials (``drivers``), its trials on Dask (``executor``) and how a signal stops them
 (``signals``), the search space (``search_space``), the ``tuning`` block (``config``),
-the baselines (``baselines``), the candidates' scores (``scoring``), tables, MLflow runs and
-the summary (``reports``). The study's modules (optuna, distributed) are imported inside the
+the baselines (``baselines``), the candidates' scores (``scoring``), the final comparison on
+repeated folds (``paired``), trials' tables and MLflow runs (``reports``), and who wins in
+words, the summary and its figure (``verdicts``). The study's modules (optuna, distributed) are imported inside the
 nodes that need them, so that other pipelines' start-up does not pay for them.
 """
 
@@ -35,7 +36,7 @@ from neural_net_lab.serving import (
 )
 from neural_net_lab.table import TableSchema, encode_features, encode_labels
 
-from . import paired, reports, scoring
+from . import paired, reports, scoring, verdicts
 from .baselines import check_baselines
 from .baselines import tune_baselines as tune_on_folds
 from .config import TuningParams
@@ -354,18 +355,18 @@ def score_tuning(
         "tuned": {k: rows[tuning.final][k] for k in scoring.SCORES + scoring.INTERVALS},
     }
     metrics["test_accuracy"] = metrics["tuned"]["test_accuracy"]
-    metrics["verdict"] = reports.verdict(metrics)
+    metrics["verdict"] = verdicts.verdict(metrics)
     return metrics, scoring.as_mlflow_metrics(metrics)
 
 
 def comparison_plot(metrics: dict[str, Any]) -> plt.Figure:
     """tuning_comparison.png: every candidate's CV and test accuracy with its interval."""
-    return reports.comparison_figure(metrics)
+    return verdicts.comparison_figure(metrics)
 
 
 def run_description(metrics: dict[str, Any]) -> str:
     """The parent MLflow run's description: the verdicts, readable on the run's page."""
-    return reports.run_description(metrics)
+    return verdicts.run_description(metrics)
 
 
 def served_classifier(
@@ -419,7 +420,7 @@ def trials_report(trials: list[Any]) -> pd.DataFrame:
 
 def summary_report(table: pd.DataFrame, metrics: dict[str, Any]) -> str:
     """tuning_summary.md."""
-    return reports.summary_markdown(table, metrics)
+    return verdicts.summary_markdown(table, metrics)
 
 
 def study_plots(trials: list[Any]) -> tuple[plt.Figure, plt.Figure]:

@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
 
-from neural_net_lab.comparison import corrected_interval, corrected_t_test, mcnemar_exact
+from neural_net_lab.comparison import accuracy_interval, corrected_t_test, mcnemar_exact
 from neural_net_lab.datasets.tuned_parameters import TunedParams
 from neural_net_lab.engine.cv import cross_validate
 from neural_net_lab.engine.ensemble import build_ensemble
@@ -165,7 +165,7 @@ def compare(
     }
     repeated_cv = {}
     for name, accuracy in on_folds.items():
-        interval = corrected_interval(accuracy, ratio)
+        interval = accuracy_interval(accuracy, ratio)
         repeated_cv[name] = {
             "accuracy": interval["mean"],
             "ci": [interval["ci_low"], interval["ci_high"]],

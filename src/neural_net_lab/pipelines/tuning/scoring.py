@@ -17,7 +17,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from neural_net_lab.comparison import corrected_interval, wilson_interval
+from neural_net_lab.comparison import accuracy_interval, wilson_interval
 from neural_net_lab.datasets.tuned_parameters import TunedParams
 from neural_net_lab.engine.ensemble import Ensemble
 from neural_net_lab.linear_baseline import EvaluationParams
@@ -46,7 +46,7 @@ def cv_scores(fold_accuracy: list[float] | None, test_train_ratio: float) -> dic
     interval of the mean (the folds share training rows: ``comparison``)."""
     if not fold_accuracy:
         return {"cv_accuracy": _NO_SCORE, "cv_std": _NO_SCORE, "cv_ci": [_NO_SCORE, _NO_SCORE]}
-    interval = corrected_interval(fold_accuracy, test_train_ratio)
+    interval = accuracy_interval(fold_accuracy, test_train_ratio)
     return {
         "cv_accuracy": float(np.mean(fold_accuracy)),
         "cv_std": float(np.std(fold_accuracy)),
