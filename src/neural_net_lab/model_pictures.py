@@ -148,7 +148,7 @@ def importance_figure(importance: dict[str, Any], title: str, *, shown: int = 30
     names = [row["feature"] for row in rows][::-1]
     means = [row["importance_mean"] for row in rows][::-1]
     stds = [row["importance_std"] for row in rows][::-1]
-    figure, axis = plt.subplots(figsize=(7, 1.2 + 0.28 * len(rows)))
+    figure, axis = plt.subplots(figsize=(8, 1.2 + 0.28 * len(rows)))
     axis.barh(names, means, xerr=stds, color="tab:blue", ecolor="black", capsize=3)
     axis.axvline(0, color="grey", linewidth=0.8)
     if len(importance["features"]) > len(rows):

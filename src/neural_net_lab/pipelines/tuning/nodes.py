@@ -393,7 +393,7 @@ def served_importance(
         classifier, test_split, schema, n_repeats=settings.n_repeats, seed=settings.seed
     )
     return importance, model_pictures.importance_figure(
-        importance, f"{schema.name}: permutation importance of the tuned model"
+        importance, f"{schema.name}: permutation importance, tuned model"
     )
 
 
@@ -409,7 +409,7 @@ def served_calibration(
         classifier, test_split, schema, bins=evaluation.calibration.bins
     )
     return calibration, model_pictures.reliability_figure(
-        calibration, f"{schema.name}: calibration of the tuned model"
+        calibration, f"{schema.name}: test reliability diagram, tuned model"
     )
 
 

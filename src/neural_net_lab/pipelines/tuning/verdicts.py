@@ -132,48 +132,34 @@ def comparison_figure(metrics: dict[str, Any]) -> plt.Figure:
     scored there, else on the study's folds) and its test accuracy with its Wilson interval,
     side by side."""
     rows = candidates(metrics)
-    repeated = metrics["comparison"]["repeated_cv"]
-    figure, axis = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.8))
-    for y, (label, key, scores, _) in enumerate(rows):
-        if key in repeated:
-            mean, (low, high), marker = repeated[key]["accuracy"], repeated[key]["ci"], "o"
-        else:
-            mean, (low, high), marker = scores["cv_accuracy"], scores["cv_ci"], "s"
-        axis.errorbar(
-            mean,
-            y - 0.12,
-            xerr=[[mean - low], [high - mean]],
-            fmt=marker,
-            color="tab:blue",
-            capsize=3,
-            label="_cv",
-        )
-        test, (t_low, t_high) = scores["test_accuracy"], scores["test_ci"]
-        axis.errorbar(
-            test,
-            y + 0.12,
-            xerr=[[test - t_low], [t_high - test]],
-            fmt="D",
-            color="tab:orange",
-            capsize=3,
-            label="_test",
-        )
     comparison = metrics["comparison"]
-    axis.errorbar(
-        [],
-        [],
-        fmt="o",
-        color="tab:blue",
-        label=f"CV, {comparison['repeats']}×{comparison['folds']} repeated folds (95% CI)",
-    )
-    axis.errorbar([], [], fmt="s", color="tab:blue", label="CV, the study's folds (95% CI)")
-    axis.errorbar([], [], fmt="D", color="tab:orange", label="test split (Wilson 95% CI)")
+    repeated = comparison["repeated_cv"]
+    figure, axis = plt.subplots(figsize=(9, 0.5 * len(rows) + 2.2))
+    for y, (_, key, scores, _) in enumerate(rows):
+        if key in repeated:
+            cv = ("o", repeated[key]["accuracy"], repeated[key]["ci"])
+        else:
+            cv = ("s", scores["cv_accuracy"], scores["cv_ci"])
+        test = ("D", scores["test_accuracy"], scores["test_ci"])
+        for offset, color, (marker, mean, (low, high)) in (
+            (-0.12, "tab:blue", cv),
+            (0.12, "tab:orange", test),
+        ):
+            error = [[mean - low], [high - mean]]
+            axis.errorbar(mean, y + offset, xerr=error, fmt=marker, color=color, capsize=3)
+    for marker, color, label in (
+        ("o", "tab:blue", f"CV, {comparison['repeats']}×{comparison['folds']} repeated folds"),
+        ("s", "tab:blue", "CV, the study's folds"),
+        ("D", "tab:orange", "test split (Wilson)"),
+    ):
+        axis.errorbar([], [], fmt=marker, color=color, label=label)
     axis.set_yticks(range(len(rows)), [label for label, *_ in rows])
     axis.invert_yaxis()
     axis.set_xlabel("accuracy")
     axis.set_title("Who wins, and how sure: every candidate with its 95% intervals")
     axis.grid(axis="x", alpha=0.3)
-    axis.legend(loc="lower left", fontsize="small")
+    # Below the axes: inside, it would cover the last candidates' intervals.
+    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize="small")
     figure.tight_layout()
     return figure
 
