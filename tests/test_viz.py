@@ -13,14 +13,26 @@ from kedro.framework.startup import bootstrap_project
 KEY_DATASETS = {
     "data_processing": {"phone_prices", "scaler", "train_set", "test_set"},
     "training": {"phone_price_model", "training_history"},
-    "evaluation": {"metrics", "confusion_matrix_plot"},
+    "evaluation": {
+        "metrics",
+        "confusion_matrix_plot",
+        "feature_importance_plot",
+        "calibration_plot",
+    },
     "synthetic_data": {"phone_prices_synthetic"},
     "backprop": {"backprop_report"},
     "optimizers": {"optimizers_comparison", "optimizers_loss_curves"},
     "regularization": {"regularization.comparison"},
     "transfer": {"transfer_learning_curve", "phone_prices_new_market"},
     "inference": {"phones_to_price", "price_predictions"},
-    "tuning": {"tuning_trials", "tuned_phone_price_model", "tuned_parameters"},
+    "tuning": {
+        "tuning_trials",
+        "tuned_phone_price_model",
+        "tuned_parameters",
+        "tuning_repeated_cv",
+        "tuning_comparison_plot",
+        "tuned_feature_importance_plot",
+    },
 }
 
 
