@@ -12,7 +12,7 @@ import pytest
 from neural_net_lab.comparison import NO_DIFFERENCE
 from neural_net_lab.datasets.tuned_parameters import TunedParams
 from neural_net_lab.engine.config import ModelParams, TrainingParams
-from neural_net_lab.pipelines.tuning import nodes, paired, scoring
+from neural_net_lab.pipelines.tuning import nodes, paired, scoring, verdicts
 from neural_net_lab.pipelines.tuning.config import TuningParams
 from neural_net_lab.serving import scaled_network
 from neural_net_lab.table import encode_features, encode_labels
@@ -50,12 +50,14 @@ def _network(hidden: list[int], epochs: int, lr: float, schema) -> TunedParams:
     return TunedParams(model=model, training=training, final="refit")
 
 
-def _compare(table: dict[str, Any], tuned: TunedParams) -> dict[str, Any]:
+def _compare(
+    table: dict[str, Any], tuned: TunedParams, configured: dict[str, Any] = BASELINES
+) -> dict[str, Any]:
     """What the pipeline's nodes make of it: the repeated folds, then the served network (the
     refit) against both baselines on the repeated folds and the test rows."""
     schema, test = table["schema"], table["test_split"]
     blocks = tiny_blocks(
-        folds=5, baselines=BASELINES, comparison={"repeats": 2, "seed": 7, "n_jobs": 1}
+        folds=5, baselines=configured, comparison={"repeats": 2, "seed": 7, "n_jobs": 1}
     )
     tuning = TuningParams.model_validate(blocks["tuning"])
     cv_data, _ = nodes.prepare_folds(
@@ -142,3 +144,15 @@ def test_the_repeated_folds_are_fresh_and_the_study_seed_is_refused(linear_table
     blocks["tuning"]["comparison"]["seed"] = 66
     with pytest.raises(ValueError, match=r"comparison.seed \(66\) equals fold_seed"):
         TuningParams.model_validate(blocks["tuning"])
+
+
+def test_without_tuned_baselines_the_network_still_gets_its_interval(linear_table):
+    schema = linear_table["schema"]
+    tuned = _network([16], epochs=5, lr=0.1, schema=schema)
+    result = _compare(linear_table, tuned, configured={})
+    assert result["pairs"] == {} and result["best_baseline"] is None
+    network = result["repeated_cv"]["network"]
+    assert len(network["fold_accuracy"]) == 10
+    assert 0 <= network["ci"][0] <= network["accuracy"] <= network["ci"][1] <= 1
+    said = verdicts.verdict({"comparison": result, "final": "refit"})
+    assert said["headline"].startswith("No tuned baseline was configured (tuning.baselines)")
