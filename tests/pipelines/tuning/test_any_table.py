@@ -60,8 +60,8 @@ def test_a_table_with_string_labels_and_a_text_column_is_tuned_and_scored(clinic
     ensemble, check = nodes.rebuild_fold_networks(cv_data, tuned, tuning)
     assert check["reproduced"]
     refit = nodes.refit_tuned(clinic["train_set"], tuned, schema)
-    baselines = nodes.tune_baselines(cv_data, test, schema, tuning)
-    repeated = nodes.score_repeated_folds(cv_data, tuned, baselines, test, schema, tuning)
+    baselines, test_rows = nodes.tune_baselines(cv_data, test, schema, tuning)
+    repeated = nodes.score_repeated_folds(cv_data, tuned, baselines, tuning)
     metrics, mlflow_metrics = nodes.score_tuning(
         ensemble=ensemble,
         ensemble_check=check,
@@ -72,6 +72,7 @@ def test_a_table_with_string_labels_and_a_text_column_is_tuned_and_scored(clinic
         study_name=study_name,
         cv_data=cv_data,
         baselines=baselines,
+        baseline_test_rows=test_rows,
         repeated=repeated,
         test_split=test,
         scaler=clinic["scaler"],

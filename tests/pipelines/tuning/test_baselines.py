@@ -265,7 +265,8 @@ def test_the_baselines_see_the_networks_one_hot_inputs(clinic):
         TrainingParams.model_validate(blocks["training"]),
     )
     cv, _ = prepare_folds(train, schema, tuning, model, training)
-    result = nodes.tune_baselines(cv, test, schema, tuning)["logistic_regression"]
+    results, test_rows = nodes.tune_baselines(cv, test, schema, tuning)
+    result = results["logistic_regression"]
 
     def one_hot(split):
         shapes = pd.Categorical(split["shape"], categories=schema.categories["shape"])

@@ -67,14 +67,15 @@ def _compare(
         ModelParams.model_validate(blocks["model"]),
         TrainingParams.model_validate(blocks["training"]),
     )
-    baselines = nodes.tune_baselines(cv_data, test, schema, tuning)
-    repeated = nodes.score_repeated_folds(cv_data, tuned, baselines, test, schema, tuning)
+    baselines, test_rows = nodes.tune_baselines(cv_data, test, schema, tuning)
+    repeated = nodes.score_repeated_folds(cv_data, tuned, baselines, tuning)
     refit = nodes.refit_tuned(table["train_set"], tuned, schema)
     served = scaled_network(table["scaler"], refit.state_dict(), tuned.model, schema)
     correct = scoring.test_correct(served, test, schema)
-    return paired.compare(repeated, correct, baselines) | {
+    return paired.compare(repeated, correct, test_rows) | {
         "repeated": repeated,
         "baselines": baselines,
+        "test_rows": test_rows,
     }
 
 
@@ -96,7 +97,7 @@ def test_a_crippled_network_trails_the_linear_model_and_a_working_one_beats_the_
     # 2 repetitions of 5 folds: 10 paired differences, n_test/n_train about 1/4.
     cv = working["pairs"]["majority"]["cv"]
     assert cv["folds"] == 10 and cv["test_train_ratio"] == pytest.approx(0.25, abs=0.01)
-    assert len(working["repeated"]["baselines"]["majority"]["fold_accuracy"]) == 10
+    assert len(working["repeated"]["baselines"]["majority"]) == 10
 
 
 def test_two_copies_of_one_model_show_no_detectable_difference(linear_table):
@@ -104,16 +105,16 @@ def test_two_copies_of_one_model_show_no_detectable_difference(linear_table):
     schema, test = linear_table["schema"], linear_table["test_split"]
     result = _compare(linear_table, _network([1], epochs=1, lr=1e-5, schema=schema))
     repeated = result["repeated"]
-    copy = repeated["baselines"]["logistic_regression"]
-    repeated["network"]["fold_accuracy"] = list(copy["fold_accuracy"])
-    same = paired.compare(repeated, np.array(copy["test_correct"]), BASELINES)
+    folds, rows = repeated["baselines"]["logistic_regression"], result["test_rows"]
+    repeated["network"]["fold_accuracy"] = list(folds)
+    same = paired.compare(repeated, rows["logistic_regression"].copy(), rows)
     pair = same["pairs"]["logistic_regression"]
     assert pair["cv"]["verdict"] == pair["test"]["verdict"] == NO_DIFFERENCE
     assert (pair["cv"]["p_value"], pair["test"]["p_value"]) == (1.0, 1.0)
     assert pair["test"]["a_only"] == pair["test"]["b_only"] == 0
     # The copy's test rows are those of the linear model tune_baselines refit and scored.
-    assert len(copy["test_correct"]) == len(test)
-    assert np.mean(copy["test_correct"]) == pytest.approx(
+    assert len(rows["logistic_regression"]) == len(test)
+    assert np.mean(rows["logistic_regression"]) == pytest.approx(
         result["baselines"]["logistic_regression"]["test_accuracy"]
     )
 

@@ -5,8 +5,9 @@ run its trials (``drivers``), its trials on Dask (``executor``) and how a signal
 (``signals``), the search space (``search_space``), the ``tuning`` block (``config``),
 the baselines (``baselines``), the candidates' scores (``scoring``), the final comparison on
 repeated folds (``paired``), trials' tables and MLflow runs (``reports``), and who wins in
-words, the summary and its figure (``verdicts``). The study's modules (optuna, distributed) are imported inside the
-nodes that need them, so that other pipelines' start-up does not pay for them.
+words, the summary and its figure (``verdicts``). The study's modules (optuna, distributed)
+are imported inside the nodes that need them, so that other pipelines' start-up does not pay
+for them.
 """
 
 from __future__ import annotations
@@ -203,11 +204,12 @@ def refit_tuned(train_set: pd.DataFrame, tuned: TunedParams, schema: TableSchema
 
 def tune_baselines(
     cv_data: dict[str, Any], test_split: pd.DataFrame, schema: TableSchema, tuning: TuningParams
-) -> dict[str, dict[str, Any]]:
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[bool]]]:
     """Each ``tuning.baselines`` model tuned on the network's folds, refit on the whole
-    training split and scored once on the test split (one MLflow child run each). The test
+    training split and scored once on the test split (one MLflow child run each); and which
+    test rows each gets right, kept apart from the report for the paired tests. The test
     rows are encoded as the folds' rows are: the baselines see the network's inputs."""
-    return tune_on_folds(
+    results = tune_on_folds(
         cv_data["features"],
         cv_data["labels"],
         cv_data["folds"],
@@ -215,6 +217,8 @@ def tune_baselines(
         encode_labels(test_split, schema, "test split"),
         tuning.baselines,
     )
+    test_rows = {name: result.pop("test_correct") for name, result in results.items()}
+    return results, test_rows
 
 
 def rebuild_fold_networks(
@@ -264,20 +268,13 @@ def score_repeated_folds(
     cv_data: dict[str, Any],
     tuned: TunedParams,
     baselines: dict[str, dict[str, Any]],
-    test_split: pd.DataFrame,
-    schema: TableSchema,
     tuning: TuningParams,
 ) -> dict[str, Any]:
     """The served network's kind and every tuned baseline, each as it was tuned, on
-    ``tuning.comparison.repeats`` fresh repetitions of the study's k-fold (``paired``); and
-    which test rows each baseline gets right, for McNemar's test."""
-    data = {
-        "features": cv_data["features"],
-        "labels": cv_data["labels"],
-        "test_features": encode_features(test_split, schema, "test split"),
-        "test_labels": encode_labels(test_split, schema, "test split"),
-    }
-    repeated = paired.score_repeated(data, tuned, baselines, tuning)
+    ``tuning.comparison.repeats`` fresh repetitions of the study's k-fold (``paired``)."""
+    repeated = paired.score_repeated(
+        cv_data["features"], cv_data["labels"], tuned, baselines, tuning
+    )
     logger.info(
         "Final comparison: %d×%d repeated folds in %.1f s (network %.1f s)",
         repeated["repeats"],
@@ -299,6 +296,7 @@ def score_tuning(
     study_name: str,
     cv_data: dict[str, Any],
     baselines: dict[str, dict[str, Any]],
+    baseline_test_rows: dict[str, list[bool]],
     repeated: dict[str, Any],
     test_split: pd.DataFrame,
     scaler: Mapping[str, Any],
@@ -335,14 +333,15 @@ def score_tuning(
         for name in classifiers
     }
     rows["ensemble"] |= ensemble_check
-    rows["untuned_baseline"] = scoring.with_intervals(
-        scoring.untuned_baseline(cv_data, test_split, schema, evaluation), ratio, len(test_split)
+    untuned, correct["untuned_baseline"] = scoring.untuned_baseline(
+        cv_data, test_split, schema, evaluation
     )
+    rows["untuned_baseline"] = scoring.with_intervals(untuned, ratio, correct["untuned_baseline"])
     tuned_baselines = {
-        name: scoring.with_intervals(result, ratio, len(test_split))
+        name: scoring.with_intervals(result, ratio, baseline_test_rows[name])
         for name, result in baselines.items()
     }
-    comparison = paired.compare(repeated, correct[tuning.final], tuned_baselines)
+    comparison = paired.compare(repeated, correct[tuning.final], baseline_test_rows)
     metrics = {
         "study_name": study_name,
         "n_trials": len(trials),

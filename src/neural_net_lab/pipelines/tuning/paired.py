@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -85,16 +85,16 @@ def network_fold_accuracy(
     return accuracy
 
 
-def baseline_scores(
+def baseline_fold_accuracy(
     name: str,
     entry: BaselineParams,
     params: Mapping[str, Any],
-    data: Mapping[str, np.ndarray],
+    features: np.ndarray,
+    labels: np.ndarray,
     folds: Folds,
     n_jobs: int = 1,
-) -> dict[str, Any]:
-    """A tuned baseline, with the arguments it was tuned to, on every fold, and refit on the
-    whole training split for its test rows: which of them it gets right."""
+) -> list[float]:
+    """A tuned baseline, with the arguments it was tuned to, scored on every fold."""
     pipeline = tuned_pipeline(name, entry, params)
     # tune_baselines has already said once when these settings stop at the iteration cap.
     with warnings.catch_warnings():
@@ -103,36 +103,41 @@ def baseline_scores(
         # closed by now, and the slowest baselines take seconds a fit).
         scores = cross_val_score(
             pipeline,
-            data["features"],
-            data["labels"],
+            features,
+            labels,
             cv=folds,
             scoring="accuracy",
             n_jobs=n_jobs,
             error_score="raise",
         )
-        predicted = pipeline.fit(data["features"], data["labels"]).predict(data["test_features"])
-    fold_accuracy = [float(a) for a in scores]
-    return {
-        "fold_accuracy": fold_accuracy,
-        "test_correct": (predicted == data["test_labels"]).tolist(),
-    }
+    return [float(a) for a in scores]
 
 
 def score_repeated(
-    data: Mapping[str, np.ndarray],
+    features: np.ndarray,
+    labels: np.ndarray,
     tuned: TunedParams,
     baselines: Mapping[str, Mapping[str, Any]],
     tuning: TuningParams,
 ) -> dict[str, Any]:
     """Every candidate of the final comparison on the same repeated folds: per-fold
     accuracies, the folds' description and what each side cost in seconds."""
-    folds = repeated_folds(data["features"], data["labels"], tuning)
+    folds = repeated_folds(features, labels, tuning)
     started = time.perf_counter()
-    network = network_fold_accuracy(data["features"], data["labels"], folds, tuned, tuning)
+    network = network_fold_accuracy(features, labels, folds, tuned, tuning)
     network_seconds = time.perf_counter() - started
-    scored = {}
-    for name, result in baselines.items():
-        scored[name] = baseline_scores(name, tuning.baselines[name], result["params"], data, folds)
+    scored = {
+        name: baseline_fold_accuracy(
+            name,
+            tuning.baselines[name],
+            result["params"],
+            features,
+            labels,
+            folds,
+            n_jobs=tuning.comparison.n_jobs,
+        )
+        for name, result in baselines.items()
+    }
     return {
         "repeats": tuning.comparison.repeats,
         "folds": tuning.folds,
@@ -152,19 +157,17 @@ def score_repeated(
 def compare(
     repeated: Mapping[str, Any],
     served_correct: np.ndarray,
-    baselines: Mapping[str, Mapping[str, Any]],
+    baseline_test_rows: Mapping[str, Sequence[bool]],
 ) -> dict[str, Any]:
     """The served network against each tuned baseline: on the repeated folds, each side's
     mean with its corrected 95% interval and the corrected resampled t-test of the paired
-    differences (network − baseline); on the test rows, the exact McNemar test. The best
-    baseline is the one with the highest repeated-CV mean (the test split chooses nothing)."""
+    differences (network − baseline); on the test rows (which each gets right), the exact
+    McNemar test. The best baseline is the one with the highest repeated-CV mean (the test
+    split chooses nothing)."""
     ratio = repeated["test_train_ratio"]
     network = repeated["network"]["fold_accuracy"]
-    on_folds = {"network": network} | {
-        name: scores["fold_accuracy"] for name, scores in repeated["baselines"].items()
-    }
     repeated_cv = {}
-    for name, accuracy in on_folds.items():
+    for name, accuracy in {"network": network, **repeated["baselines"]}.items():
         interval = accuracy_interval(accuracy, ratio)
         repeated_cv[name] = {
             "accuracy": interval["mean"],
@@ -173,11 +176,10 @@ def compare(
         }
     pairs = {
         name: {
-            "cv": corrected_t_test(np.subtract(network, scores["fold_accuracy"]), ratio),
-            "test": mcnemar_exact(served_correct, scores["test_correct"]),
+            "cv": corrected_t_test(np.subtract(network, accuracy), ratio),
+            "test": mcnemar_exact(served_correct, baseline_test_rows[name]),
         }
-        for name, scores in repeated["baselines"].items()
-        if name in baselines
+        for name, accuracy in repeated["baselines"].items()
     }
     best = max(pairs, key=lambda n: repeated_cv[n]["accuracy"]) if pairs else None
     return {

@@ -80,7 +80,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 tune_baselines,
                 inputs=["tuning_cv_data", "test_split", "table_schema", "params:tuning"],
-                outputs="tuning_baselines",
+                outputs=["tuning_baselines", "tuning_baseline_test_rows"],
                 name="tune_baselines",
             ),
             Node(
@@ -103,14 +103,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 score_repeated_folds,
-                inputs=[
-                    "tuning_cv_data",
-                    "tuned_parameters",
-                    "tuning_baselines",
-                    "test_split",
-                    "table_schema",
-                    "params:tuning",
-                ],
+                inputs=["tuning_cv_data", "tuned_parameters", "tuning_baselines", "params:tuning"],
                 outputs="tuning_repeated_cv",
                 name="score_repeated_folds",
             ),
@@ -126,6 +119,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "study_name": "tuning_study_name",
                     "cv_data": "tuning_cv_data",
                     "baselines": "tuning_baselines",
+                    "baseline_test_rows": "tuning_baseline_test_rows",
                     "repeated": "tuning_repeated_cv",
                     "test_split": "test_split",
                     "scaler": "scaler",

@@ -8,6 +8,7 @@ how the untuned reference is fit, belongs here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -54,14 +55,13 @@ def cv_scores(fold_accuracy: list[float] | None, test_train_ratio: float) -> dic
     }
 
 
-def with_intervals(scores: dict[str, Any], test_train_ratio: float, rows: int) -> dict[str, Any]:
-    """A baseline's scores (``fold_accuracy``, ``test_accuracy`` on ``rows`` test rows) with
-    their intervals added."""
-    # The test accuracy is a count over the rows, so rounding gives the count back exactly.
-    correct = round(scores["test_accuracy"] * rows)
-    return (
-        scores | cv_scores(scores["fold_accuracy"], test_train_ratio) | test_scores(correct, rows)
-    )
+def with_intervals(
+    scores: dict[str, Any], test_train_ratio: float, correct: Sequence[bool] | np.ndarray
+) -> dict[str, Any]:
+    """A baseline's scores (its ``fold_accuracy``) with its intervals, the test ones from
+    which test rows it gets right (``correct``)."""
+    cv = cv_scores(scores["fold_accuracy"], test_train_ratio)
+    return scores | cv | test_scores(int(np.sum(correct)), len(correct))
 
 
 def chosen_cv(tuned: TunedParams, test_train_ratio: float) -> dict[str, Any]:
@@ -87,9 +87,9 @@ def untuned_baseline(
     test_split: pd.DataFrame,
     schema: TableSchema,
     evaluation: EvaluationParams,
-) -> dict[str, Any]:
-    """The evaluation pipeline's LogisticRegression (C=1), untuned, on the same folds and
-    test split, encoded as the network's inputs are."""
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The evaluation pipeline's LogisticRegression (C=1), untuned, on the same folds, and
+    which rows of the test split it gets right, encoded as the network's inputs are."""
     untuned = make_pipeline(
         StandardScaler(), LogisticRegression(**evaluation.baseline.model_dump())
     )
@@ -97,12 +97,13 @@ def untuned_baseline(
     folds = cross_val_score(untuned, features, labels, cv=cv_data["folds"], scoring="accuracy")
     raw_test = encode_features(test_split, schema, "test split")
     test_labels = encode_labels(test_split, schema, "test split")
-    return {
+    correct = untuned.fit(features, labels).predict(raw_test) == test_labels
+    scores = {
         "estimator": "sklearn.linear_model.LogisticRegression",
         "params": evaluation.baseline.model_dump(),
         "fold_accuracy": [float(a) for a in folds],
-        "test_accuracy": float(untuned.fit(features, labels).score(raw_test, test_labels)),
     }
+    return scores, correct
 
 
 def as_mlflow_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
