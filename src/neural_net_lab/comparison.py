@@ -50,6 +50,12 @@ def verdict(low: float, high: float, confidence: float = CONFIDENCE) -> str:
     return _no_difference(confidence)
 
 
+def said(word: str, other: str) -> str:
+    """A verdict against ``other`` as a reader reads it: "beats other", "trails other",
+    "shows no detectable difference at 95% from other"."""
+    return f"{word} {other}" if word in ("beats", "trails") else f"shows {word} from {other}"
+
+
 def _check_confidence(confidence: float) -> None:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")

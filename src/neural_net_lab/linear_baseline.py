@@ -67,11 +67,12 @@ def classification_scores(
 
 def score_logistic_baseline(
     fit_set: pd.DataFrame, test_set: pd.DataFrame, schema: ModelInputs, params: EvaluationParams
-) -> dict[str, float]:
+) -> tuple[dict[str, float], np.ndarray]:
     """LogisticRegression trained on the network's training rows (its standardized inputs and
-    class codes), scored on the test rows."""
+    class codes), scored on the test rows; and its predicted class codes, for paired tests."""
     inputs = list(schema.inputs)
     baseline = LogisticRegression(**params.baseline.model_dump())
     baseline.fit(fit_set[inputs], fit_set[schema.target])
     predicted = baseline.predict(test_set[inputs])
-    return classification_scores(test_set[schema.target].to_numpy(), predicted, "baseline_")
+    scores = classification_scores(test_set[schema.target].to_numpy(), predicted, "baseline_")
+    return scores, predicted

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from matplotlib import pyplot as plt
@@ -10,6 +12,7 @@ from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.linear_baseline import EvaluationParams
 from neural_net_lab.pipelines.evaluation.nodes import (
     combine_metrics,
+    compare_with_baseline,
     network_calibration,
     network_feature_importance,
     plot_training_curves,
@@ -45,13 +48,47 @@ def test_network_scores_match_sklearn_definitions(trained, model_inputs, table_s
 
 
 def test_logistic_baseline_beats_chance_by_far(model_inputs, table_schema):
-    baseline = score_logistic_baseline(
+    baseline, predicted = score_logistic_baseline(
         model_inputs["fit_set"],
         model_inputs["test_set"],
         table_schema,
         EvaluationParams(baseline={"max_iter": 2000}),
     )
     assert baseline["baseline_test_accuracy"] > 0.9
+    labels = model_inputs["test_set"].price_range.to_numpy()
+    assert baseline["baseline_test_accuracy"] == pytest.approx(np.mean(predicted == labels))
+
+
+def test_the_network_against_the_baseline_on_the_same_rows(
+    trained, model_inputs, table_schema, small_model
+):
+    state, _ = trained
+    test_set = model_inputs["test_set"]
+    predicted = predict_test_set(state, test_set, small_model, table_schema)
+    _, baseline = score_logistic_baseline(
+        model_inputs["fit_set"], test_set, table_schema, EvaluationParams(baseline={})
+    )
+    result = compare_with_baseline(predicted, baseline, test_set, table_schema)
+    labels = test_set.price_range.to_numpy()
+    network_right, baseline_right = predicted == labels, baseline == labels
+    for name, right in (
+        ("test_accuracy", network_right),
+        ("baseline_test_accuracy", baseline_right),
+    ):
+        assert result[f"{name}_ci_low"] < np.mean(right) < result[f"{name}_ci_high"]
+    assert result["test_difference_vs_baseline"] == pytest.approx(
+        np.mean(network_right) - np.mean(baseline_right)
+    )
+    # The exact McNemar test on the rows where exactly one is right, computed here by hand.
+    only_network = int(np.sum(network_right & ~baseline_right))
+    only_baseline = int(np.sum(baseline_right & ~network_right))
+    discordant = only_network + only_baseline
+    tail = sum(math.comb(discordant, k) for k in range(min(only_network, only_baseline) + 1))
+    assert result["mcnemar_p_value_vs_baseline"] == pytest.approx(
+        min(1.0, 2 * tail / 2**discordant)
+    )
+    same = compare_with_baseline(predicted, predicted, test_set, table_schema)
+    assert (same["mcnemar_p_value_vs_baseline"], same["test_difference_vs_baseline"]) == (1, 0)
 
 
 def test_combined_metrics_and_curves(trained):
@@ -59,12 +96,14 @@ def test_combined_metrics_and_curves(trained):
     metrics, mlflow_metrics = combine_metrics(
         {"test_accuracy": 0.9},
         {"baseline_test_accuracy": 0.95},
+        {"mcnemar_p_value_vs_baseline": 0.5},
         history,
         {"expected_calibration_error": 0.04},
     )
     assert metrics["final_val_accuracy"] == history["val_accuracy"][-1]
     assert mlflow_metrics["test_accuracy"] == {"value": 0.9, "step": 0}
     assert mlflow_metrics["expected_calibration_error"] == {"value": 0.04, "step": 0}
+    assert metrics["mcnemar_p_value_vs_baseline"] == 0.5
     figure = plot_training_curves(history)
     assert len(figure.axes[0].lines) == 2  # train and validation loss
 

@@ -1,8 +1,10 @@
-"""Nodes of the evaluation pipeline: test metrics, a linear baseline, plots, and the pictures
-that read the network (feature importance, calibration: ``model_pictures``)."""
+"""Nodes of the evaluation pipeline: test metrics, a linear baseline and how sure the test
+split makes the comparison (``comparison``), plots, and the pictures that read the network
+(feature importance, calibration: ``model_pictures``)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -10,6 +12,7 @@ import pandas as pd
 from matplotlib import pyplot as plt
 from sklearn.metrics import ConfusionMatrixDisplay, classification_report, confusion_matrix
 
+from neural_net_lab.comparison import mcnemar_exact, said, wilson_interval
 from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.data import predict_logits, to_tensors
 from neural_net_lab.engine.model import load_mlp
@@ -29,6 +32,7 @@ from neural_net_lab.table import TableSchema
 
 __all__ = [  # score_logistic_baseline is a node of this pipeline too
     "combine_metrics",
+    "compare_with_baseline",
     "plot_training_curves",
     "network_calibration",
     "network_feature_importance",
@@ -36,6 +40,8 @@ __all__ = [  # score_logistic_baseline is a node of this pipeline too
     "score_logistic_baseline",
     "score_network",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 def predict_test_set(
@@ -105,9 +111,47 @@ def network_calibration(
     return result, reliability_figure(result, f"{schema.name}: test reliability diagram")
 
 
+def compare_with_baseline(
+    predicted: np.ndarray,
+    baseline_predicted: np.ndarray,
+    test_set: pd.DataFrame,
+    schema: TableSchema,
+) -> dict[str, float]:
+    """How sure the test split makes us: each test accuracy's Wilson 95% interval, and the
+    network against the LogisticRegression on the same rows (exact McNemar); the verdict in
+    words goes to the log."""
+    codes = test_set[schema.target].to_numpy()
+    network, baseline = predicted == codes, baseline_predicted == codes
+    intervals = {
+        name: wilson_interval(int(correct.sum()), len(correct))
+        for name, correct in (("test_accuracy", network), ("baseline_test_accuracy", baseline))
+    }
+    paired = mcnemar_exact(network, baseline)
+    logger.info(
+        "On the %d test rows the network %s (difference %+.4f, exact McNemar p = %.3g: %d "
+        "row(s) only the network gets right, %d only the baseline)",
+        len(codes),
+        said(paired["verdict"], "the LogisticRegression baseline"),
+        paired["difference"],
+        paired["p_value"],
+        paired["a_only"],
+        paired["b_only"],
+    )
+    scores = {
+        f"{name}_ci_{end}": interval[f"ci_{end}"]
+        for name, interval in intervals.items()
+        for end in ("low", "high")
+    }
+    return scores | {
+        "test_difference_vs_baseline": paired["difference"],
+        "mcnemar_p_value_vs_baseline": paired["p_value"],
+    }
+
+
 def combine_metrics(
     network: dict[str, float],
     baseline: dict[str, float],
+    paired: dict[str, float],
     history: dict[str, list[float]],
     calibration_result: dict[str, Any],
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
@@ -115,6 +159,7 @@ def combine_metrics(
     metrics = {
         **network,
         **baseline,
+        **paired,
         "expected_calibration_error": calibration_result["expected_calibration_error"],
         "training_seconds": history["seconds"][0],
     }

@@ -1,10 +1,12 @@
-"""evaluation: test metrics, per-class report, confusion matrix, curves, a linear baseline,
-permutation feature importance and a reliability diagram."""
+"""evaluation: test metrics, per-class report, confusion matrix, curves, a linear baseline
+and the network against it on the same rows (Wilson intervals, exact McNemar), permutation
+feature importance and a reliability diagram."""
 
 from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
     combine_metrics,
+    compare_with_baseline,
     network_calibration,
     network_feature_importance,
     plot_training_curves,
@@ -32,8 +34,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 score_logistic_baseline,
                 inputs=["fit_set", "test_set", "table_schema", "params:evaluation"],
-                outputs="baseline_metrics",
+                outputs=["baseline_metrics", "baseline_predictions"],
                 name="score_logistic_baseline",
+            ),
+            Node(
+                compare_with_baseline,
+                inputs=["test_predictions", "baseline_predictions", "test_set", "table_schema"],
+                outputs="baseline_comparison",
+                name="compare_with_baseline",
             ),
             Node(
                 network_feature_importance,
@@ -63,7 +71,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 combine_metrics,
-                inputs=["network_metrics", "baseline_metrics", "training_history", "calibration"],
+                inputs=[
+                    "network_metrics",
+                    "baseline_metrics",
+                    "baseline_comparison",
+                    "training_history",
+                    "calibration",
+                ],
                 outputs=["metrics", "evaluation_metrics"],
                 name="combine_metrics",
             ),

@@ -12,6 +12,8 @@ from typing import Any
 import pandas as pd
 from matplotlib import pyplot as plt
 
+from neural_net_lab.comparison import said
+
 from .reports import settings_text
 
 
@@ -77,18 +79,14 @@ def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
     }
     cv_word, test_word = words[best]["cv"], words[best]["test"]
     if cv_word == test_word:
-        said = f"{_phrase(cv_word, best)} both on cross-validation and on the test split"
+        told = f"{said(cv_word, best)} both on cross-validation and on the test split"
     else:
-        said = (
-            f"{_phrase(cv_word, best)} on cross-validation and "
-            f"{_phrase(test_word, best)} on the test split"
+        told = (
+            f"{said(cv_word, best)} on cross-validation and "
+            f"{said(test_word, best)} on the test split"
         )
-    headline = f"Against the best tuned baseline on the repeated folds, {best}, {served} {said}."
+    headline = f"Against the best tuned baseline on the repeated folds, {best}, {served} {told}."
     return {"best_baseline": best, "pairs": words, "headline": headline, "lines": lines}
-
-
-def _phrase(word: str, other: str) -> str:
-    return f"{word} {other}" if word in ("beats", "trails") else f"shows {word} from {other}"
 
 
 def _cv_words(test: dict[str, Any], comparison: dict[str, Any]) -> str:
