@@ -11,10 +11,11 @@ from matplotlib import pyplot as plt
 from neural_net_lab.engine.fit import fit_classifier
 from neural_net_lab.linear_baseline import EvaluationParams
 from neural_net_lab.pipelines.evaluation.nodes import (
+    calibration_report,
     combine_metrics,
     compare_with_baseline,
-    network_calibration,
-    network_feature_importance,
+    evaluated_network,
+    importance_report,
     plot_training_curves,
     predict_test_set,
     score_logistic_baseline,
@@ -117,8 +118,9 @@ def test_feature_importance_of_the_phone_network(
     trained, model_inputs, table_schema, small_model, close_figures
 ):
     state, _ = trained
-    node_inputs = (state, model_inputs["scaler"], model_inputs["test_split"], small_model)
-    importance, figure = network_feature_importance(*node_inputs, table_schema, PICTURES)
+    network = evaluated_network(state, model_inputs["scaler"], small_model, table_schema)
+    node_inputs = (network, model_inputs["test_split"], table_schema, PICTURES)
+    importance, figure = importance_report(*node_inputs)
     # The baseline is the network's own test accuracy (the raw split, encoded and scaled).
     predicted = predict_test_set(state, model_inputs["test_set"], small_model, table_schema)
     labels = model_inputs["test_set"].price_range.to_numpy()
@@ -131,9 +133,9 @@ def test_feature_importance_of_the_phone_network(
     # ram drives the phone table's price range (data_generation): even two epochs learn it.
     assert rows[0]["feature"] == "ram" and rows[0]["importance_mean"] > 0.1
     assert (importance["n_repeats"], importance["seed"]) == (3, 5)
-    assert network_feature_importance(*node_inputs, table_schema, PICTURES)[0] == importance
+    assert importance_report(*node_inputs)[0] == importance
     axis = figure.axes[0]
-    assert axis.get_title().startswith("phone price table: permutation importance")
+    assert axis.get_title().startswith("phone price table: permutation importance (1 network)")
     assert axis.get_yticklabels()[-1].get_text() == "ram"  # the top bar
 
 
@@ -141,14 +143,8 @@ def test_calibration_of_the_phone_network(
     trained, model_inputs, table_schema, small_model, close_figures
 ):
     state, _ = trained
-    result, figure = network_calibration(
-        state,
-        model_inputs["scaler"],
-        model_inputs["test_split"],
-        small_model,
-        table_schema,
-        PICTURES,
-    )
+    network = evaluated_network(state, model_inputs["scaler"], small_model, table_schema)
+    result, figure = calibration_report(network, model_inputs["test_split"], table_schema, PICTURES)
     assert result["bins"] == 8 and len(result["top_class"]) == 8
     assert sum(b["count"] for b in result["top_class"]) == len(model_inputs["test_split"])
     assert set(result["one_vs_rest"]) == {"0", "1", "2", "3"}  # the table's labels
@@ -158,7 +154,7 @@ def test_calibration_of_the_phone_network(
     by_bins = sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in filled)
     assert result["expected_calibration_error"] == pytest.approx(by_bins)
     assert 0 <= result["expected_calibration_error"] <= 1
-    assert figure.axes[0].get_title() == "phone price table: test reliability diagram"
+    assert figure.axes[0].get_title() == "phone price table: test reliability diagram (1 network)"
 
 
 @pytest.fixture

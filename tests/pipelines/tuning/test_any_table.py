@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from neural_net_lab import model_pictures
 from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.linear_baseline import EvaluationParams
 from neural_net_lab.pipelines.tuning import nodes
@@ -99,9 +100,8 @@ def test_a_table_with_string_labels_and_a_text_column_is_tuned_and_scored(clinic
     assert metrics["verdict"]["headline"] in summary
     # The served model's pictures name the table's own columns: the text column once.
     classifier = nodes.served_classifier(ensemble, refit, tuned, clinic["scaler"], schema)
-    evaluation = EvaluationParams.model_validate({"baseline": {}, "importance": {"n_repeats": 2}})
-    importance, _ = nodes.served_importance(classifier, test, schema, evaluation)
+    importance = model_pictures.feature_importance(classifier, test, schema, n_repeats=2, seed=0)
     assert [f["feature"] for f in importance["features"]].count("shape") == 1
     assert {f["feature"] for f in importance["features"]} == set(schema.features)
-    calibration, _ = nodes.served_calibration(classifier, test, schema, evaluation)
+    calibration = model_pictures.calibration(classifier, test, schema, bins=5)
     assert set(calibration["one_vs_rest"]) == set(schema.classes)

@@ -15,6 +15,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, classification_report, confu
 from neural_net_lab.comparison import mcnemar_exact, said, wilson_interval
 from neural_net_lab.engine.config import ModelParams
 from neural_net_lab.engine.data import predict_logits, to_tensors
+from neural_net_lab.engine.ensemble import Ensemble
 from neural_net_lab.engine.model import load_mlp
 from neural_net_lab.linear_baseline import (
     EvaluationParams,
@@ -34,8 +35,9 @@ __all__ = [  # score_logistic_baseline is a node of this pipeline too
     "combine_metrics",
     "compare_with_baseline",
     "plot_training_curves",
-    "network_calibration",
-    "network_feature_importance",
+    "calibration_report",
+    "evaluated_network",
+    "importance_report",
     "predict_test_set",
     "score_logistic_baseline",
     "score_network",
@@ -75,40 +77,42 @@ def score_network(
     return classification_scores(codes, predicted, ""), report, figure
 
 
-def network_feature_importance(
-    model_state: dict[str, Any],
-    scaler: dict[str, Any],
-    test_split: pd.DataFrame,
-    model: ModelParams,
-    schema: TableSchema,
-    params: EvaluationParams,
+def evaluated_network(
+    model_state: dict[str, Any], scaler: dict[str, Any], model: ModelParams, schema: TableSchema
+) -> Ensemble:
+    """The saved network with the persisted scaler: raw feature rows in, probabilities out
+    (an ensemble of one), as the served model applies it."""
+    return scaled_network(scaler, model_state, schema.network(model), schema)
+
+
+def _read(classifier: Ensemble) -> str:
+    return "1 network" if len(classifier) == 1 else f"{len(classifier)} networks averaged"
+
+
+def importance_report(
+    classifier: Ensemble, test_split: pd.DataFrame, schema: TableSchema, params: EvaluationParams
 ) -> tuple[dict[str, Any], plt.Figure]:
-    """Permutation importance of the table's feature columns on the raw test split (the
-    saved network with the persisted scaler), as JSON and as a bar chart."""
-    network = scaled_network(scaler, model_state, schema.network(model), schema)
+    """Permutation importance of the table's feature columns on the raw test split, as JSON
+    and as a bar chart."""
     importance = feature_importance(
-        network,
+        classifier,
         test_split,
         schema,
         n_repeats=params.importance.n_repeats,
         seed=params.importance.seed,
     )
-    return importance, importance_figure(importance, f"{schema.name}: permutation importance")
+    title = f"{schema.name}: permutation importance ({_read(classifier)})"
+    return importance, importance_figure(importance, title)
 
 
-def network_calibration(
-    model_state: dict[str, Any],
-    scaler: dict[str, Any],
-    test_split: pd.DataFrame,
-    model: ModelParams,
-    schema: TableSchema,
-    params: EvaluationParams,
+def calibration_report(
+    classifier: Ensemble, test_split: pd.DataFrame, schema: TableSchema, params: EvaluationParams
 ) -> tuple[dict[str, Any], plt.Figure]:
-    """The network's test probabilities against what happened: the expected calibration
-    error, the reliability per bin and per class, and the reliability diagram."""
-    network = scaled_network(scaler, model_state, schema.network(model), schema)
-    result = calibration(network, test_split, schema, bins=params.calibration.bins)
-    return result, reliability_figure(result, f"{schema.name}: test reliability diagram")
+    """The test probabilities against what happened: the expected calibration error, the
+    reliability per bin and per class, and the reliability diagram."""
+    result = calibration(classifier, test_split, schema, bins=params.calibration.bins)
+    title = f"{schema.name}: test reliability diagram ({_read(classifier)})"
+    return result, reliability_figure(result, title)
 
 
 def compare_with_baseline(

@@ -5,10 +5,11 @@ feature importance and a reliability diagram."""
 from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
+    calibration_report,
     combine_metrics,
     compare_with_baseline,
-    network_calibration,
-    network_feature_importance,
+    evaluated_network,
+    importance_report,
     plot_training_curves,
     predict_test_set,
     score_logistic_baseline,
@@ -44,30 +45,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="compare_with_baseline",
             ),
             Node(
-                network_feature_importance,
-                inputs=[
-                    "phone_price_model",
-                    "scaler",
-                    "test_split",
-                    "params:model",
-                    "table_schema",
-                    "params:evaluation",
-                ],
-                outputs=["feature_importance", "feature_importance_plot"],
-                name="network_feature_importance",
-            ),
-            Node(
-                network_calibration,
-                inputs=[
-                    "phone_price_model",
-                    "scaler",
-                    "test_split",
-                    "params:model",
-                    "table_schema",
-                    "params:evaluation",
-                ],
-                outputs=["calibration", "calibration_plot"],
-                name="network_calibration",
+                evaluated_network,
+                inputs=["phone_price_model", "scaler", "params:model", "table_schema"],
+                outputs="evaluated_network",
+                name="evaluated_network",
             ),
             Node(
                 combine_metrics,
@@ -89,4 +70,30 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ],
         tags=["evaluation", "report"],
+    ) + Pipeline(
+        model_pictures(),
+        inputs={"classifier": "evaluated_network"},
+        tags=["evaluation", "report"],
+    )
+
+
+def model_pictures() -> Pipeline:
+    """The pictures a user reads a classifier by, on the raw test split: permutation feature
+    importance and the reliability diagram. ``classifier`` is any ``engine.ensemble.Ensemble``;
+    the tuning pipeline reuses this as a namespaced instance for the model it serves."""
+    return Pipeline(
+        [
+            Node(
+                importance_report,
+                inputs=["classifier", "test_split", "table_schema", "params:evaluation"],
+                outputs=["feature_importance", "feature_importance_plot"],
+                name="importance_report",
+            ),
+            Node(
+                calibration_report,
+                inputs=["classifier", "test_split", "table_schema", "params:evaluation"],
+                outputs=["calibration", "calibration_plot"],
+                name="calibration_report",
+            ),
+        ]
     )

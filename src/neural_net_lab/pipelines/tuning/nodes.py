@@ -22,7 +22,6 @@ from matplotlib import pyplot as plt
 from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
-from neural_net_lab import model_pictures
 from neural_net_lab.datasets.tuned_parameters import TunedParams
 from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.engine.cv import cross_validate
@@ -375,41 +374,9 @@ def served_classifier(
     scaler: Mapping[str, Any],
     schema: TableSchema,
 ) -> Ensemble:
-    """What ``tuning.final`` serves (the fold ensemble or the refit), for its pictures."""
+    """What ``tuning.final`` serves (the fold ensemble or the refit), for its pictures (the
+    evaluation's ``model_pictures``, one namespaced instance)."""
     return tuned_classifier(tuned, ensemble, refit_network, scaler, schema)
-
-
-def served_importance(
-    classifier: Ensemble,
-    test_split: pd.DataFrame,
-    schema: TableSchema,
-    evaluation: EvaluationParams,
-) -> tuple[dict[str, Any], plt.Figure]:
-    """The served model's permutation feature importance on the test split, with the
-    evaluation pipeline's settings (``evaluation.importance``)."""
-    settings = evaluation.importance
-    importance = model_pictures.feature_importance(
-        classifier, test_split, schema, n_repeats=settings.n_repeats, seed=settings.seed
-    )
-    return importance, model_pictures.importance_figure(
-        importance, f"{schema.name}: permutation importance, tuned model"
-    )
-
-
-def served_calibration(
-    classifier: Ensemble,
-    test_split: pd.DataFrame,
-    schema: TableSchema,
-    evaluation: EvaluationParams,
-) -> tuple[dict[str, Any], plt.Figure]:
-    """The served model's reliability diagram and expected calibration error on the test
-    split (``evaluation.calibration``)."""
-    calibration = model_pictures.calibration(
-        classifier, test_split, schema, bins=evaluation.calibration.bins
-    )
-    return calibration, model_pictures.reliability_figure(
-        calibration, f"{schema.name}: test reliability diagram, tuned model"
-    )
 
 
 def trials_report(trials: list[Any]) -> pd.DataFrame:

@@ -13,6 +13,7 @@ on its own (docs/tuning.md).
 from kedro.pipeline import Node, Pipeline
 
 from neural_net_lab.pipelines.data_processing.pipeline import create_pipeline as data_processing
+from neural_net_lab.pipelines.evaluation.pipeline import model_pictures
 
 from .nodes import (
     choose_configuration,
@@ -26,9 +27,7 @@ from .nodes import (
     run_study,
     score_repeated_folds,
     score_tuning,
-    served_calibration,
     served_classifier,
-    served_importance,
     study_plots,
     summary_report,
     trials_report,
@@ -181,18 +180,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="served_classifier",
             ),
             Node(
-                served_importance,
-                ["tuned_classifier", "test_split", "table_schema", "params:evaluation"],
-                ["tuned_feature_importance", "tuned_feature_importance_plot"],
-                name="served_importance",
-            ),
-            Node(
-                served_calibration,
-                ["tuned_classifier", "test_split", "table_schema", "params:evaluation"],
-                ["tuned_calibration", "tuned_calibration_plot"],
-                name="served_calibration",
-            ),
-            Node(
                 study_plots,
                 "tuning_study_trials",
                 ["tuning_history_plot", "tuning_importance_plot"],
@@ -201,4 +188,21 @@ def create_pipeline(**kwargs) -> Pipeline:
         ],
         tags="report",
     )
-    return data_processing() + Pipeline([search, final, report], tags="tuning")
+    # The evaluation's pictures of the served model: the same nodes, one namespaced instance.
+    pictures = Pipeline(
+        model_pictures(),
+        namespace="tuned",
+        inputs={
+            "classifier": "tuned_classifier",
+            "test_split": "test_split",
+            "table_schema": "table_schema",
+        },
+        parameters={"params:evaluation": "params:evaluation"},
+        outputs={
+            name: f"tuned_{name}"
+            for name in ("feature_importance", "feature_importance_plot")
+            + ("calibration", "calibration_plot")
+        },
+        tags="report",
+    )
+    return data_processing() + Pipeline([search, final, report, pictures], tags="tuning")
