@@ -69,7 +69,8 @@ def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
         line = "No tuned baseline was configured (tuning.baselines): nothing to compare."
         return {"best_baseline": None, "pairs": {}, "headline": line, "lines": []}
     lines = [
-        f"- {served[0].upper()}{served[1:]} vs {name}: on CV {_cv_words(pair['cv'], comparison)}; on the test split "
+        f"- {served[0].upper()}{served[1:]} vs {name}: on CV "
+        f"{_cv_words(pair['cv'], comparison)}; on the test split "
         f"{_test_words(pair['test'], name)}."
         for name, pair in pairs.items()
     ]
@@ -89,19 +90,20 @@ def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
     return {"best_baseline": best, "pairs": words, "headline": headline, "lines": lines}
 
 
-def _cv_words(test: dict[str, Any], comparison: dict[str, Any]) -> str:
+def _cv_words(t_test: dict[str, Any], comparison: dict[str, Any]) -> str:
     return (
-        f"{test['verdict']} (difference {test['mean_difference']:+.4f}, 95% CI "
-        f"[{test['ci_low']:+.4f}, {test['ci_high']:+.4f}], p = {test['p_value']:.3g}; corrected "
-        f"resampled t-test over {comparison['repeats']}×{comparison['folds']} paired folds)"
+        f"{t_test['verdict']} (difference {t_test['mean_difference']:+.4f}, 95% CI "
+        f"[{t_test['ci_low']:+.4f}, {t_test['ci_high']:+.4f}], p = {t_test['p_value']:.3g}; "
+        f"corrected resampled t-test over {comparison['repeats']}×{comparison['folds']} "
+        "paired folds)"
     )
 
 
-def _test_words(test: dict[str, Any], other: str) -> str:
+def _test_words(mcnemar: dict[str, Any], other: str) -> str:
     return (
-        f"{test['verdict']} (difference {test['difference']:+.4f}, exact McNemar p = "
-        f"{test['p_value']:.3g}: {test['a_only']} row(s) only the network gets right, "
-        f"{test['b_only']} only {other})"
+        f"{mcnemar['verdict']} (difference {mcnemar['difference']:+.4f}, exact McNemar p = "
+        f"{mcnemar['p_value']:.3g}: {mcnemar['a_only']} row(s) only the network gets right, "
+        f"{mcnemar['b_only']} only {other})"
     )
 
 
