@@ -16,6 +16,7 @@ import mlflow
 import pandas as pd
 import pytest
 import torch
+import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.io import DataCatalog, MemoryDataset
@@ -163,15 +164,29 @@ def kedro_cli(
     )
 
 
-class _Kept(MemoryDataset):
-    """A MemoryDataset that the runner cannot empty, so that a test reads every output. A
-    network is kept as its state dict, as the catalog's PyTorchDataset hands it on."""
+def _saved_as_state_dicts() -> set[str]:
+    """The catalog entries a PyTorchDataset saves: downstream nodes get their state dicts."""
+    catalog = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog.yml").read_text())
+    return {
+        name
+        for name, entry in catalog.items()
+        if isinstance(entry, dict) and str(entry.get("type", "")).endswith("PyTorchDataset")
+    }
 
-    def save(self, data: Any) -> None:
-        super().save(data.state_dict() if isinstance(data, torch.nn.Module) else data)
+
+class _Kept(MemoryDataset):
+    """A MemoryDataset that the runner cannot empty, so that a test reads every output."""
 
     def _release(self) -> None:
         pass
+
+
+class _KeptAsStateDict(_Kept):
+    """An output the catalog saves with a PyTorchDataset: a network is kept as its state dict,
+    as that dataset hands it on (a network passed in memory stays a network)."""
+
+    def save(self, data: Any) -> None:
+        super().save(data.state_dict() if isinstance(data, torch.nn.Module) else data)
 
 
 def run_in_memory(pipeline: Pipeline, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,8 +196,9 @@ def run_in_memory(pipeline: Pipeline, inputs: Mapping[str, Any]) -> dict[str, An
     which a test outside the pipeline's own folder may run without importing its nodes."""
     names = pipeline.datasets()
     catalog = DataCatalog({name: _Kept(inputs.get(name)) for name in names if name in inputs})
+    saved = _saved_as_state_dicts()
     for name in names - set(inputs):
-        catalog[name] = _Kept()
+        catalog[name] = _KeptAsStateDict() if name in saved else _Kept()
     SequentialRunner().run(pipeline, catalog)
     return {name: catalog.load(name) for name in pipeline.all_outputs()}
 
