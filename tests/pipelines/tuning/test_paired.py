@@ -15,7 +15,6 @@ from neural_net_lab.engine.config import ModelParams, TrainingParams
 from neural_net_lab.pipelines.tuning import nodes, paired, scoring, verdicts
 from neural_net_lab.pipelines.tuning.config import TuningParams
 from neural_net_lab.serving import scaled_network
-from neural_net_lab.table import encode_features, encode_labels
 from tests.tables import make_table
 
 from .conftest import schema_and_splits, tiny_blocks
@@ -50,22 +49,31 @@ def _network(hidden: list[int], epochs: int, lr: float, schema) -> TunedParams:
     return TunedParams(model=model, training=training, final="refit")
 
 
+def _study_folds(
+    table: dict[str, Any], **tuning_changes: Any
+) -> tuple[dict[str, Any], TuningParams, dict[str, Any]]:
+    """The study's 5 folds as the pipeline's first node makes them, its typed ``tuning``
+    block, and the blocks."""
+    blocks = tiny_blocks(folds=5, **tuning_changes)
+    tuning = TuningParams.model_validate(blocks["tuning"])
+    cv_data, _ = nodes.prepare_folds(
+        table["train_split"],
+        table["schema"],
+        tuning,
+        ModelParams.model_validate(blocks["model"]),
+        TrainingParams.model_validate(blocks["training"]),
+    )
+    return cv_data, tuning, blocks
+
+
 def _compare(
     table: dict[str, Any], tuned: TunedParams, configured: dict[str, Any] = BASELINES
 ) -> dict[str, Any]:
     """What the pipeline's nodes make of it: the repeated folds, then the served network (the
     refit) against both baselines on the repeated folds and the test rows."""
     schema, test = table["schema"], table["test_split"]
-    blocks = tiny_blocks(
-        folds=5, baselines=configured, comparison={"repeats": 2, "seed": 7, "n_jobs": 1}
-    )
-    tuning = TuningParams.model_validate(blocks["tuning"])
-    cv_data, _ = nodes.prepare_folds(
-        table["train_split"],
-        schema,
-        tuning,
-        ModelParams.model_validate(blocks["model"]),
-        TrainingParams.model_validate(blocks["training"]),
+    cv_data, tuning, _ = _study_folds(
+        table, baselines=configured, comparison={"repeats": 2, "seed": 7, "n_jobs": 1}
     )
     baselines, test_rows = nodes.tune_baselines(cv_data, test, schema, tuning)
     repeated = nodes.score_repeated_folds(cv_data, tuned, baselines, tuning)
@@ -120,18 +128,10 @@ def test_two_copies_of_one_model_show_no_detectable_difference(linear_table):
 
 
 def test_the_repeated_folds_are_fresh_and_the_study_seed_is_refused(linear_table):
-    schema = linear_table["schema"]
-    features = encode_features(linear_table["train_split"], schema, "train")
-    labels = encode_labels(linear_table["train_split"], schema, "train")
-    blocks = tiny_blocks(folds=5, fold_seed=66, comparison={"repeats": 3, "seed": 7})
-    tuning = TuningParams.model_validate(blocks["tuning"])
-    cv_data, _ = nodes.prepare_folds(
-        linear_table["train_split"],
-        schema,
-        tuning,
-        ModelParams.model_validate(blocks["model"]),
-        TrainingParams.model_validate(blocks["training"]),
+    cv_data, tuning, blocks = _study_folds(
+        linear_table, fold_seed=66, comparison={"repeats": 3, "seed": 7}
     )
+    features, labels = cv_data["features"], cv_data["labels"]
     fresh = paired.repeated_folds(features, labels, tuning)
     assert len(fresh) == 15
     study = {tuple(sorted(held)) for _, held in cv_data["folds"]}
